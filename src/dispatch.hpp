@@ -1,0 +1,17 @@
+// Internal dispatch helpers shared by the compiled operations.
+#pragma once
+
+#include <string_view>
+
+#include "cinch/core/device.hpp"
+#include "host_kernels.hpp"
+
+namespace cinch::detail {
+
+// The host table that CINCH_BACKEND / force_backend select (simd by default).
+const host_kernels& active_host_kernels();
+
+// Throws unless a backend for `where` is compiled in and the device exists.
+void require_backend(std::string_view function, device where);
+
+}  // namespace cinch::detail
