@@ -220,19 +220,23 @@ class tensor_view {
                    shape.size(), " ", shape.span());
     rank_ = static_cast<std::int8_t>(shape.size());
     std::copy(shape.span().begin(), shape.span().end(), shape_.begin());
+    // Checked before any stride is derived from the extents.
+    const std::int64_t limit = max_bytes / info(type_).block_bytes;
+    std::int64_t n = 1;
+    for (int d = 0; d < rank_; ++d) {
+      if (shape_[d] < 0) detail::fail(errc::invalid_argument, "tensor_view", "extents must be >= 0, got ", this->shape());
+      if (shape_[d] && n > limit / shape_[d])
+        detail::fail(errc::invalid_argument, "tensor_view", "element count of ", this->shape(), " overflows");
+      n *= shape_[d];
+    }
   }
 
   void validate() const {
-    constexpr std::int64_t limit = std::int64_t(1) << 62;
     const dtype_info i = info(type_);
-    std::int64_t n = 1;
+    const std::int64_t limit = max_bytes / i.block_bytes;
+    const std::int64_t n = numel();
     std::int64_t reach = 0;  // largest |element offset|, to catch overflowing strides
     for (int d = 0; d < rank_; ++d) {
-      if (shape_[d] < 0)
-        detail::fail(errc::invalid_argument, "tensor_view", "extents must be >= 0, got ", shape());
-      if (shape_[d] && n > limit / i.block_bytes / shape_[d])
-        detail::fail(errc::invalid_argument, "tensor_view", "element count of ", shape(), " overflows");
-      n *= shape_[d];
       const std::int64_t s = strides_[d] < 0 ? -strides_[d] : strides_[d];
       if (shape_[d] > 1 && (s > limit / (shape_[d] - 1) || reach > limit - s * (shape_[d] - 1)))
         detail::fail(errc::invalid_argument, "tensor_view", "strides ", strides(), " with shape ", shape(),
@@ -264,6 +268,9 @@ class tensor_view {
                    "), got ", d);
     return a;
   }
+
+  // Bytes and element offsets stay far below int64 overflow.
+  static constexpr std::int64_t max_bytes = std::int64_t(1) << 62;
 
   void* data_ = nullptr;
   std::array<std::int64_t, max_rank> shape_{};
