@@ -101,9 +101,9 @@ void apply_cpu_target_from_env() {
 const host_kernels& ref_host_kernels() noexcept { return ref_table; }
 const host_kernels& simd_host_kernels() noexcept { return simd_table; }
 
-const host_kernels& active_host_kernels() {
-  return active_backend(cpu_device) == backend_kind::ref ? ref_table : simd_table;
-}
+bool use_reference_kernels() { return active_backend(cpu_device) == backend_kind::ref; }
+
+const host_kernels& active_host_kernels() { return use_reference_kernels() ? ref_table : simd_table; }
 
 void require_backend(std::string_view function, device where) {
   if (where.kind == device_kind::cpu) return;

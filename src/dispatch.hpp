@@ -8,7 +8,11 @@
 
 namespace cinch::detail {
 
-// The host table that CINCH_BACKEND / force_backend select (simd by default).
+// True when CINCH_BACKEND / force_backend select the scalar reference for host
+// tensors; every kernel family picks its ref or simd table with it.
+bool use_reference_kernels();
+
+// The core host table so selected.
 const host_kernels& active_host_kernels();
 
 // Throws unless a backend for `where` is compiled in and the device exists.

@@ -11,9 +11,10 @@ enum class dtype : std::uint8_t {
   i32, i8, u8,                       // integers
   i4x2, u4x2, u2x4,                  // packed: several values per byte, lowest bits first
   q8_0, q4_0, q4_1, q5_0, q5_1,      // ggml blocks of 32 along the innermost dimension
+  iq4_nl,                            // ggml non-linear 4-bit blocks of 32
 };
 
-inline constexpr int dtype_count = 16;
+inline constexpr int dtype_count = 17;
 
 struct dtype_info {
   std::string_view name;
@@ -25,7 +26,7 @@ struct dtype_info {
 
 // ggml block layouts: q8_0 = f16 d + 32 x i8; q4_0 = f16 d + 16 bytes of nibbles;
 // q4_1 = f16 d, f16 m + 16 bytes; q5_0 = f16 d + 4 bytes of high bits + 16 bytes;
-// q5_1 = f16 d, f16 m + 4 + 16 bytes.
+// q5_1 = f16 d, f16 m + 4 + 16 bytes; iq4_nl = f16 d + 16 bytes of codebook indices.
 [[nodiscard]] constexpr dtype_info info(dtype t) noexcept {
   switch (t) {
     case dtype::f32: return {"f32", 1, 4, true, false};
@@ -44,6 +45,7 @@ struct dtype_info {
     case dtype::q4_1: return {"q4_1", 32, 20, true, true};
     case dtype::q5_0: return {"q5_0", 32, 22, true, true};
     case dtype::q5_1: return {"q5_1", 32, 24, true, true};
+    case dtype::iq4_nl: return {"iq4_nl", 32, 18, true, true};
   }
   return {"invalid", 1, 1, false, false};
 }
