@@ -34,6 +34,10 @@ void ref_convert(const void* src, void* dst, std::int64_t n) noexcept {
   ref::convert_row(static_cast<const From*>(src), static_cast<To*>(dst), n);
 }
 
+float ref_quantize_row_i8(const float* x, std::int8_t* codes, std::int64_t n, const float*) noexcept {
+  return ref::quantize_row_i8(x, codes, n);
+}
+
 void copy_f32(const void* src, void* dst, std::int64_t n) noexcept {
   std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
 }
@@ -43,7 +47,7 @@ constexpr host_kernels ref_table{
      ref_convert<f8_e5m2_bits, float>},
     {copy_f32, ref_convert<float, f16_bits>, ref_convert<float, bf16_bits>, ref_convert<float, f8_e4m3_bits>,
      ref_convert<float, f8_e5m2_bits>},
-    ref::quantize_row_i8,
+    ref_quantize_row_i8,
     ref::dequantize_row_i8,
 };
 
@@ -75,6 +79,17 @@ backend_kind backend_from_env() {
 // -1: follow the environment; otherwise a forced backend_kind.
 std::atomic<int> forced_host_backend{-1};
 
+// Targets that CINCH_CPU_TARGET disabled (0: none).
+std::atomic<std::int64_t> disabled_cpu_targets{0};
+
+// Highway 1.0.3 forgets DisableTargets when its supported set is queried again: every
+// query goes through here and re-applies the cap.
+std::vector<std::int64_t> supported_cpu_targets() {
+  std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  if (const std::int64_t mask = disabled_cpu_targets.load()) hwy::DisableTargets(mask);
+  return targets;
+}
+
 // CINCH_CPU_TARGET caps Highway's choice: targets better than the named one are disabled.
 void apply_cpu_target_from_env() {
   static std::once_flag once;
@@ -83,10 +98,11 @@ void apply_cpu_target_from_env() {
     if (!env || !*env) return;
     const std::string wanted = lower(env);
     std::string known;
-    for (std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    for (std::int64_t target : supported_cpu_targets()) {
       const std::string name = lower(hwy::TargetName(target));
       if (name == wanted) {
-        hwy::DisableTargets(target - 1);  // every bit below: the better targets
+        disabled_cpu_targets.store(target - 1);  // every bit below: the better targets
+        hwy::DisableTargets(target - 1);
         return;
       }
       known += (known.empty() ? "" : ", ") + name;
@@ -149,7 +165,7 @@ std::string cpu_target() {
 std::vector<std::string> cpu_targets() {
   detail::apply_cpu_target_from_env();
   std::vector<std::string> names;
-  for (std::int64_t target : hwy::SupportedAndGeneratedTargets()) names.emplace_back(hwy::TargetName(target));
+  for (std::int64_t target : detail::supported_cpu_targets()) names.emplace_back(hwy::TargetName(target));
   return names;
 }
 
@@ -182,8 +198,8 @@ std::string describe() {
   for (backend_kind b : compiled_backends()) out += std::string(to_string(b)) + " ";
   out.back() = '\n';
   out += "host backend: " + std::string(to_string(active_backend(cpu_device))) + "\n";
-  out += "cpu target: " + cpu_target() + " (supported: ";
   const std::vector<std::string> targets = cpu_targets();
+  out += "cpu target: " + cpu_target() + " (supported: ";
   for (std::size_t i = 0; i < targets.size(); ++i) out += (i ? ", " : "") + targets[i];
   out += ")\nthreads: " + std::to_string(threads()) + "\n";
 #if CINCH_WITH_CUDA

@@ -18,8 +18,9 @@ constexpr bool is_float_format(dtype t) noexcept { return static_cast<int>(t) < 
 struct host_kernels {
   convert_row_fn to_f32[float_format_count];    // [from] -> f32
   convert_row_fn from_f32[float_format_count];  // f32 -> [to]
-  // Writes n codes, returns the row's scale.
-  float (*quantize_row_i8)(const float* x, std::int8_t* codes, std::int64_t n) noexcept;
+  // Writes n codes, returns the row's scale. `next` is the row that follows
+  // (nullptr if none): SIMD kernels prefetch it while coding this one.
+  float (*quantize_row_i8)(const float* x, std::int8_t* codes, std::int64_t n, const float* next) noexcept;
   void (*dequantize_row_i8)(const std::int8_t* codes, float scale, float* y, std::int64_t n) noexcept;
 };
 
@@ -38,7 +39,7 @@ void f32_to_e4m3_row(const void* src, void* dst, std::int64_t n) noexcept;
 void e4m3_to_f32_row(const void* src, void* dst, std::int64_t n) noexcept;
 void f32_to_e5m2_row(const void* src, void* dst, std::int64_t n) noexcept;
 void e5m2_to_f32_row(const void* src, void* dst, std::int64_t n) noexcept;
-float quantize_row_i8(const float* x, std::int8_t* codes, std::int64_t n) noexcept;
+float quantize_row_i8(const float* x, std::int8_t* codes, std::int64_t n, const float* next) noexcept;
 void dequantize_row_i8(const std::int8_t* codes, float scale, float* y, std::int64_t n) noexcept;
 // HWY_TARGET of the code that dispatch picks now (a Highway target bit).
 std::int64_t dispatched_target() noexcept;

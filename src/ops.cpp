@@ -104,7 +104,8 @@ void quantize_rows(const tensor_view& x, const tensor_view& codes, const tensor_
   auto* cp = static_cast<std::int8_t*>(codes.data());
   auto* sp = static_cast<float*>(scales.data());
   for_each_chunk(xr.rows, xr.cols, whole_rows, [&](std::int64_t r, std::int64_t, std::int64_t) {
-    sp[sr.row_offset(r)] = k.quantize_row_i8(xp + xr.row_offset(r), cp + cr.row_offset(r), xr.cols);
+    const float* next = r + 1 < xr.rows ? xp + xr.row_offset(r + 1) : nullptr;
+    sp[sr.row_offset(r)] = k.quantize_row_i8(xp + xr.row_offset(r), cp + cr.row_offset(r), xr.cols, next);
   });
 }
 
