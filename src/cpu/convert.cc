@@ -30,18 +30,6 @@ HWY_INLINE void for_each_vector(std::int64_t n, Body body, Tail tail) {
 
 HWY_INLINE VI splat(std::int32_t v) { return hn::Set(DI(), v); }
 
-// Shape of a narrow float format for the shared fp8 encode/decode code.
-struct fp8_format {
-  int mant_bits;              // 3 (e4m3) or 2 (e5m2)
-  std::int32_t rebase;        // (127 - bias) << mant_bits
-  std::int32_t max_bits;      // f32 bits of the largest finite value
-  std::int32_t min_normal;    // f32 bits of the smallest normal value
-  float subnormal_scale;      // 1 / (smallest subnormal)
-  bool has_inf;               // exponent all ones is inf/NaN (e5m2) or only 0x7F is NaN (e4m3)
-};
-constexpr fp8_format e4m3{3, 120 << 3, 0x43E00000, 0x3C800000, 512.0f, false};
-constexpr fp8_format e5m2{2, 112 << 2, 0x47600000, 0x38800000, 65536.0f, true};
-
 // Round-to-nearest-even of a non-negative f32 bit pattern to `Shift` fewer mantissa bits.
 template <int Shift>
 HWY_INLINE VI round_bits(VI a, std::int32_t rebase) {
@@ -49,35 +37,38 @@ HWY_INLINE VI round_bits(VI a, std::int32_t rebase) {
   return hn::Sub(hn::ShiftRight<Shift>(hn::Add(a, hn::Add(splat((1 << (Shift - 1)) - 1), lsb))), splat(rebase));
 }
 
-template <int MantBits>
-HWY_INLINE VI encode_fp8(VF v, const fp8_format& f) {
+// Format: ref::e4m3_format or ref::e5m2_format, the constants the reference uses.
+template <class Format>
+HWY_INLINE VI encode_fp8(VF v) {
+  constexpr int mant = Format::mant_bits;
   const DF df;
   const VI bits = hn::BitCast(DI(), v);
   const VI sign = hn::And(hn::ShiftRight<24>(bits), splat(0x80));
   const VI a = hn::And(bits, splat(0x7FFFFFFF));
-  const VI clamped = hn::Min(a, splat(f.max_bits));
-  const VI normal = round_bits<23 - MantBits>(clamped, f.rebase);
-  const VI sub = hn::NearestInt(hn::Mul(hn::BitCast(df, clamped), hn::Set(df, f.subnormal_scale)));
-  VI code = hn::IfThenElse(hn::Lt(clamped, splat(f.min_normal)), sub, normal);
+  const VI clamped = hn::Min(a, splat(std::int32_t(Format::max_bits)));
+  const VI normal = round_bits<23 - mant>(clamped, std::int32_t(Format::rebase << mant));
+  const VI sub = hn::NearestInt(hn::Mul(hn::BitCast(df, clamped), hn::Set(df, Format::subnormal_scale)));
+  VI code = hn::IfThenElse(hn::Lt(clamped, splat(std::int32_t(Format::min_normal_bits))), sub, normal);
   code = hn::IfThenElse(hn::Gt(a, splat(0x7F800000)), splat(0x7F), code);
   return hn::Or(code, sign);
 }
 
-template <int MantBits>
-HWY_INLINE VF decode_fp8(VI c, const fp8_format& f) {
+template <class Format>
+HWY_INLINE VF decode_fp8(VI c) {
+  constexpr int mant = Format::mant_bits;
+  constexpr std::int32_t e_max = 0x7F >> mant;
   const DF df;
   const VI sign = hn::ShiftLeft<24>(hn::And(c, splat(0x80)));
-  const VI e = hn::And(hn::ShiftRight<MantBits>(c), splat((0x7F >> MantBits)));
-  const VI m = hn::And(c, splat((1 << MantBits) - 1));
-  const VI normal = hn::Or(hn::ShiftLeft<23>(hn::Add(e, splat(f.rebase >> MantBits))), hn::ShiftLeft<23 - MantBits>(m));
-  const VI sub = hn::BitCast(DI(), hn::Mul(hn::ConvertTo(df, m), hn::Set(df, 1.0f / f.subnormal_scale)));
+  const VI e = hn::And(hn::ShiftRight<mant>(c), splat(e_max));
+  const VI m = hn::And(c, splat((1 << mant) - 1));
+  const VI normal = hn::Or(hn::ShiftLeft<23>(hn::Add(e, splat(std::int32_t(Format::rebase)))), hn::ShiftLeft<23 - mant>(m));
+  const VI sub = hn::BitCast(DI(), hn::Mul(hn::ConvertTo(df, m), hn::Set(df, 1.0f / Format::subnormal_scale)));
+  const VI nan = hn::Or(splat(0x7FC00000), hn::ShiftLeft<23 - mant>(m));
   VI r = hn::IfThenElse(hn::Eq(e, hn::Zero(DI())), sub, normal);
-  if (f.has_inf) {
-    const VI special = hn::IfThenElse(hn::Eq(m, hn::Zero(DI())), splat(0x7F800000),
-                                      hn::Or(splat(0x7FC00000), hn::ShiftLeft<23 - MantBits>(m)));
-    r = hn::IfThenElse(hn::Eq(e, splat(0x7F >> MantBits)), special, r);
+  if constexpr (Format::has_inf) {
+    r = hn::IfThenElse(hn::Eq(e, splat(e_max)), hn::IfThenElse(hn::Eq(m, hn::Zero(DI())), splat(0x7F800000), nan), r);
   } else {
-    r = hn::IfThenElse(hn::Eq(hn::And(c, splat(0x7F)), splat(0x7F)), splat(0x7FC00000), r);
+    r = hn::IfThenElse(hn::Eq(hn::And(c, splat(0x7F)), splat(0x7F)), nan, r);
   }
   return hn::BitCast(df, hn::Or(r, sign));
 }
@@ -188,42 +179,32 @@ void convert_bf16_to_f32(const void* src, void* dst, std::int64_t n) {
       [&](std::int64_t i) { y[i] = ref::bf16_to_f32(x[i]); });
 }
 
-template <int MantBits>
-HWY_INLINE void encode_fp8_row(const void* src, void* dst, std::int64_t n, const fp8_format& f,
-                               std::uint8_t (*scalar)(float) noexcept) {
+template <class Format>
+HWY_INLINE void encode_fp8_row(const void* src, void* dst, std::int64_t n) {
   const DF df;
   const hn::Rebind<std::uint8_t, DF> du8;
   const auto* x = static_cast<const float*>(src);
   auto* y = static_cast<std::uint8_t*>(dst);
   for_each_vector(
-      n, [&](std::int64_t i) { hn::StoreU(hn::DemoteTo(du8, encode_fp8<MantBits>(hn::LoadU(df, x + i), f)), du8, y + i); },
-      [&](std::int64_t i) { y[i] = scalar(x[i]); });
+      n, [&](std::int64_t i) { hn::StoreU(hn::DemoteTo(du8, encode_fp8<Format>(hn::LoadU(df, x + i))), du8, y + i); },
+      [&](std::int64_t i) { y[i] = ref::f32_to_fp8<Format>(x[i]); });
 }
 
-template <int MantBits>
-HWY_INLINE void decode_fp8_row(const void* src, void* dst, std::int64_t n, const fp8_format& f,
-                               float (*scalar)(std::uint8_t) noexcept) {
+template <class Format>
+HWY_INLINE void decode_fp8_row(const void* src, void* dst, std::int64_t n) {
   const DF df;
   const hn::Rebind<std::uint8_t, DF> du8;
   const auto* x = static_cast<const std::uint8_t*>(src);
   auto* y = static_cast<float*>(dst);
   for_each_vector(
-      n, [&](std::int64_t i) { hn::StoreU(decode_fp8<MantBits>(hn::PromoteTo(DI(), hn::LoadU(du8, x + i)), f), df, y + i); },
-      [&](std::int64_t i) { y[i] = scalar(x[i]); });
+      n, [&](std::int64_t i) { hn::StoreU(decode_fp8<Format>(hn::PromoteTo(DI(), hn::LoadU(du8, x + i))), df, y + i); },
+      [&](std::int64_t i) { y[i] = ref::fp8_to_f32<Format>(x[i]); });
 }
 
-void convert_f32_to_e4m3(const void* src, void* dst, std::int64_t n) {
-  encode_fp8_row<3>(src, dst, n, e4m3, ref::f32_to_e4m3);
-}
-void convert_e4m3_to_f32(const void* src, void* dst, std::int64_t n) {
-  decode_fp8_row<3>(src, dst, n, e4m3, ref::e4m3_to_f32);
-}
-void convert_f32_to_e5m2(const void* src, void* dst, std::int64_t n) {
-  encode_fp8_row<2>(src, dst, n, e5m2, ref::f32_to_e5m2);
-}
-void convert_e5m2_to_f32(const void* src, void* dst, std::int64_t n) {
-  decode_fp8_row<2>(src, dst, n, e5m2, ref::e5m2_to_f32);
-}
+void convert_f32_to_e4m3(const void* src, void* dst, std::int64_t n) { encode_fp8_row<ref::e4m3_format>(src, dst, n); }
+void convert_e4m3_to_f32(const void* src, void* dst, std::int64_t n) { decode_fp8_row<ref::e4m3_format>(src, dst, n); }
+void convert_f32_to_e5m2(const void* src, void* dst, std::int64_t n) { encode_fp8_row<ref::e5m2_format>(src, dst, n); }
+void convert_e5m2_to_f32(const void* src, void* dst, std::int64_t n) { decode_fp8_row<ref::e5m2_format>(src, dst, n); }
 
 #undef CINCH_HW_F16
 

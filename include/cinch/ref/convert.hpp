@@ -8,7 +8,8 @@
 //    value beyond the largest finite (e4m3: 448, e5m2: 57344) become that value
 //    with its sign; NaN becomes the NaN code 0x7F with its sign. e4m3 here is the
 //    "fn" variant (no infinities, one NaN per sign), e5m2 is IEEE-like.
-// The narrow -> f32 direction is exact; NaNs come back quiet with their sign.
+// The narrow -> f32 direction is exact; NaNs come back quiet with their sign and
+// their payload in the top mantissa bits.
 #pragma once
 
 #include <cmath>
@@ -86,43 +87,52 @@ CINCH_HOST_DEVICE inline float bf16_to_f32(std::uint16_t b) noexcept {
   return float_of((bits & 0x7FFFFFFFu) > 0x7F800000u ? bits | 0x00400000u : bits);
 }
 
-CINCH_HOST_DEVICE inline std::uint8_t f32_to_e4m3(float x) noexcept {
+// The two 8-bit formats differ only in these constants (bit patterns are f32's).
+struct e4m3_format {
+  static constexpr int mant_bits = 3;
+  static constexpr std::uint32_t rebase = 127 - 7;             // f32 bias - e4m3 bias
+  static constexpr std::uint32_t max_bits = 0x43E00000u;       // 448
+  static constexpr std::uint32_t min_normal_bits = 0x3C800000u;  // 2^-6
+  static constexpr float subnormal_scale = 512.0f;             // 1 / 2^-9, the smallest subnormal
+  static constexpr bool has_inf = false;                       // only 0x7F/0xFF are special (NaN)
+};
+struct e5m2_format {
+  static constexpr int mant_bits = 2;
+  static constexpr std::uint32_t rebase = 127 - 15;
+  static constexpr std::uint32_t max_bits = 0x47600000u;       // 57344
+  static constexpr std::uint32_t min_normal_bits = 0x38800000u;  // 2^-14
+  static constexpr float subnormal_scale = 65536.0f;           // 1 / 2^-16
+  static constexpr bool has_inf = true;                        // exponent all ones: inf and NaN
+};
+
+template <class Format>
+CINCH_HOST_DEVICE std::uint8_t f32_to_fp8(float x) noexcept {
   const std::uint32_t bits = bits_of(x);
   const std::uint32_t sign = (bits >> 24) & 0x80u;
   std::uint32_t a = bits & 0x7FFFFFFFu;
   if (a > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Fu);
-  if (a > 0x43E00000u) a = 0x43E00000u;  // saturate at 448
-  if (a < 0x3C800000u)                   // below 2^-6: subnormal, in units of 2^-9
-    return static_cast<std::uint8_t>(sign | round_even(float_of(a) * 512.0f));
-  return static_cast<std::uint8_t>(sign | round_bits(a, 20, 120u << 3));
+  if (a > Format::max_bits) a = Format::max_bits;  // saturate (inf too)
+  if (a < Format::min_normal_bits)                 // subnormal: a count of the smallest step
+    return static_cast<std::uint8_t>(sign | round_even(float_of(a) * Format::subnormal_scale));
+  return static_cast<std::uint8_t>(sign | round_bits(a, 23 - Format::mant_bits, Format::rebase << Format::mant_bits));
 }
 
-CINCH_HOST_DEVICE inline float e4m3_to_f32(std::uint8_t c) noexcept {
+template <class Format>
+CINCH_HOST_DEVICE float fp8_to_f32(std::uint8_t c) noexcept {
+  constexpr int mant = Format::mant_bits;
+  constexpr std::uint32_t e_max = 0x7Fu >> mant;
   const std::uint32_t sign = (std::uint32_t(c) & 0x80u) << 24;
-  const std::uint32_t e = (c >> 3) & 0xFu, m = c & 0x7u;
-  if ((c & 0x7Fu) == 0x7Fu) return float_of(sign | 0x7FC00000u);
-  if (e == 0) return float_of(sign | bits_of(float(m) * (1.0f / 512.0f)));
-  return float_of(sign | ((e + 120u) << 23) | (m << 20));
+  const std::uint32_t e = (c >> mant) & e_max, m = c & ((1u << mant) - 1u);
+  const bool special = Format::has_inf ? e == e_max : (c & 0x7Fu) == 0x7Fu;
+  if (special) return float_of(sign | (Format::has_inf && m == 0 ? 0x7F800000u : 0x7FC00000u | (m << (23 - mant))));
+  if (e == 0) return float_of(sign | bits_of(float(m) * (1.0f / Format::subnormal_scale)));
+  return float_of(sign | ((e + Format::rebase) << 23) | (m << (23 - mant)));
 }
 
-CINCH_HOST_DEVICE inline std::uint8_t f32_to_e5m2(float x) noexcept {
-  const std::uint32_t bits = bits_of(x);
-  const std::uint32_t sign = (bits >> 24) & 0x80u;
-  std::uint32_t a = bits & 0x7FFFFFFFu;
-  if (a > 0x7F800000u) return static_cast<std::uint8_t>(sign | 0x7Fu);
-  if (a > 0x47600000u) a = 0x47600000u;  // saturate at 57344
-  if (a < 0x38800000u)                   // below 2^-14: subnormal, in units of 2^-16
-    return static_cast<std::uint8_t>(sign | round_even(float_of(a) * 65536.0f));
-  return static_cast<std::uint8_t>(sign | round_bits(a, 21, 112u << 2));
-}
-
-CINCH_HOST_DEVICE inline float e5m2_to_f32(std::uint8_t c) noexcept {
-  const std::uint32_t sign = (std::uint32_t(c) & 0x80u) << 24;
-  const std::uint32_t e = (c >> 2) & 0x1Fu, m = c & 0x3u;
-  if (e == 31) return float_of(sign | (m ? 0x7FC00000u | (m << 21) : 0x7F800000u));
-  if (e == 0) return float_of(sign | bits_of(float(m) * (1.0f / 65536.0f)));
-  return float_of(sign | ((e + 112u) << 23) | (m << 21));
-}
+CINCH_HOST_DEVICE inline std::uint8_t f32_to_e4m3(float x) noexcept { return f32_to_fp8<e4m3_format>(x); }
+CINCH_HOST_DEVICE inline float e4m3_to_f32(std::uint8_t c) noexcept { return fp8_to_f32<e4m3_format>(c); }
+CINCH_HOST_DEVICE inline std::uint8_t f32_to_e5m2(float x) noexcept { return f32_to_fp8<e5m2_format>(x); }
+CINCH_HOST_DEVICE inline float e5m2_to_f32(std::uint8_t c) noexcept { return fp8_to_f32<e5m2_format>(c); }
 
 // Element-wise conversion between two storage types of the same float value.
 CINCH_HOST_DEVICE inline float to_f32(float x) noexcept { return x; }
