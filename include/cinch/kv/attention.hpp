@@ -1,0 +1,46 @@
+// Decode attention computed directly on a compressed cache: q . k from the
+// packed key codes, values accumulated from their codes with an online softmax,
+// the residual window in f32; fp32 keys and values are never materialized.
+// The arithmetic is cinch/ref/attention.hpp's.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "cinch/core/tensor_view.hpp"
+#include "cinch/kv/cache.hpp"
+
+namespace cinch::kv {
+
+// Room for split-K partial results (a running max, sum and head_dim
+// accumulators per query head and token split), so that a few long heads can
+// use every thread. Sized once; decode_attention never allocates.
+class attention_workspace {
+ public:
+  attention_workspace() = default;
+  // query_heads x splits partials of head_dim; splits <= 0 picks 4 x the OpenMP threads.
+  attention_workspace(int query_heads, int head_dim, int splits = 0);
+
+  [[nodiscard]] int query_heads() const noexcept { return query_heads_; }
+  [[nodiscard]] int head_dim() const noexcept { return head_dim_; }
+  [[nodiscard]] int splits() const noexcept { return splits_; }
+  [[nodiscard]] float* partials() noexcept { return partials_.data(); }
+
+ private:
+  int query_heads_ = 0, head_dim_ = 0, splits_ = 0;
+  std::vector<float> partials_;
+};
+
+// q, out: [n_heads, head_dim] f32 (rows dense). n_heads must be a multiple of the
+// cache's kv_heads; query head h reads KV head h / (n_heads / kv_heads) (grouped-
+// query attention). out = softmax(scale * q K^T) V over every token the head
+// holds; scale defaults to 1 / sqrt(head_dim). A query head whose KV head holds
+// no tokens gets out = 0. Without a workspace (or one made for fewer heads or a
+// smaller head_dim) heads run in parallel without splitting their tokens.
+void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      std::optional<float> scale = std::nullopt);
+void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      attention_workspace& workspace, std::optional<float> scale = std::nullopt);
+
+}  // namespace cinch::kv

@@ -1,0 +1,107 @@
+// kv::cache: a compressed KV cache with real packed storage, ragged per-head
+// lengths, a full-precision residual window and original token positions.
+//
+// Layers x KV heads independent heads; each head holds its own number of
+// tokens (append to one head, or to every head of a layer at once), so
+// per-head budgets save real memory. Layout of each head: cinch/kv/format.hpp.
+//
+// Non-finite input: a NaN or inf lands in the scale of the block / group /
+// token row it is quantized into (f16/bf16 keep it in its element, fp8 and
+// plain formats saturate or keep it as documented in cinch/ref/convert.hpp), so
+// the damage stays in that block and is visible: attention over a head holding
+// such a token returns NaN for the query heads that read it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cinch/core/tensor_view.hpp"
+#include "cinch/kv/format.hpp"
+
+namespace cinch::kv {
+
+struct cache_config {
+  int layers = 0;
+  int kv_heads = 0;
+  int head_dim = 0;
+  format keys;
+  format values;
+};
+
+class cache {
+ public:
+  // Throws errc::invalid_argument for a non-positive size or a bad format
+  // parameter, errc::unsupported for a format the head size does not fit
+  // (ggml blocks need head_dim % 32 == 0, KIVI values head_dim % group == 0,
+  // rotation a power-of-two head_dim).
+  explicit cache(const cache_config& config);
+
+  [[nodiscard]] const cache_config& config() const noexcept { return config_; }
+
+  // Appends tokens to one head: k, v [tokens, head_dim] f32 (or [head_dim] for one token).
+  // positions: one per token; empty = continue after the head's last position (0 for an empty head).
+  void append(int layer, int head, const tensor_view& k, const tensor_view& v,
+              std::span<const std::int32_t> positions = {});
+  // Appends to every head of a layer: k, v [kv_heads, head_dim] (one token) or
+  // [kv_heads, tokens, head_dim] (a chunk, e.g. prefill); a token-major buffer
+  // [tokens, kv_heads, head_dim] is the view .permute({1, 0, 2}). Positions are shared by the heads.
+  void append(int layer, const tensor_view& k, const tensor_view& v, std::span<const std::int32_t> positions = {});
+
+  [[nodiscard]] std::int64_t tokens(int layer, int head) const;
+  [[nodiscard]] std::span<const std::int32_t> positions(int layer, int head) const;
+
+  // Bytes held for keys and values of a head (packed records with their scales,
+  // residual f32 tokens), and over every head. Positions are not counted.
+  [[nodiscard]] std::int64_t bytes(int layer, int head) const;
+  [[nodiscard]] std::int64_t bytes() const;
+
+  // Reserves room for `tokens` tokens in every head, so appends up to that
+  // length do not reallocate.
+  void reserve(std::int64_t tokens);
+
+  // Read-only view of a head's storage, valid until the next append to it.
+  [[nodiscard]] head_view view(int layer, int head) const;
+
+  // fp8 formats: the scales of one head (x = float(code) * scale); only before
+  // its first append (later codes would change meaning). Overrides format::fp8_scale.
+  void set_fp8_scales(int layer, int head, float key_scale, float value_scale);
+
+  // The keys and values attention sees, dequantized and un-rotated into
+  // k, v [tokens, head_dim] f32: the reference for accuracy checks.
+  void dequantize(int layer, int head, const tensor_view& k, const tensor_view& v) const;
+
+ private:
+  struct stream {
+    std::vector<std::byte> packed;
+    std::vector<float> residual;    // room for the window: 2 * residual rows for sliding windows
+    std::int64_t residual_begin = 0;  // first live row of `residual`
+    std::int64_t residual_tokens = 0;
+    std::int64_t packed_tokens = 0;
+    float scale = 0.0f;  // fp8: 0 until set or calibrated
+  };
+  struct head {
+    stream keys, values;
+    std::vector<std::int32_t> positions;
+  };
+
+  struct rows {  // appended tokens of one head: row t at data + t * stride
+    const float* data;
+    std::int64_t stride;
+  };
+
+  head& at(const char* function, int layer, int head_index);
+  const head& at(const char* function, int layer, int head_index) const;
+  [[nodiscard]] const format& format_of(side role) const noexcept;
+  void append_rows(head& h, const rows& k, const rows& v, std::int64_t count, std::span<const std::int32_t> positions);
+  void calibrate(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count) const;
+  void push(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count);
+  void flush_keys(stream& s);
+  void pack_token(stream& s, side role, const float* x);
+  [[nodiscard]] stream_view view_of(const stream& s, side role, std::int64_t tokens) const;
+
+  cache_config config_;
+  std::vector<head> heads_;  // [layer * kv_heads + head]
+};
+
+}  // namespace cinch::kv

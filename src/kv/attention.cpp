@@ -1,0 +1,158 @@
+// kv::decode_attention: validation, the split of heads and tokens over threads,
+// and the merge of split-K partials.
+#include "cinch/kv/attention.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "attention_kernels.hpp"
+#include "cinch/detail/checks.hpp"
+#include "cinch/ref/attention.hpp"
+#include "dispatch.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace cinch {
+namespace detail {
+namespace {
+
+void ref_attend(const kv::head_view& h, std::int64_t begin, std::int64_t end, const float* q, int group, float scale,
+                float* partials, std::int64_t stride) noexcept {
+  const int d = h.keys.head_dim;
+  for (int i = 0; i < group; ++i) {
+    float* p = partials + i * stride;
+    ref::attend_range(h, begin, end, q + std::int64_t(i) * d, scale, p + 2, p[0], p[1]);
+  }
+}
+
+constexpr attention_kernels ref_table{ref_attend};
+
+}  // namespace
+
+const attention_kernels& ref_attention_kernels() noexcept { return ref_table; }
+
+}  // namespace detail
+
+namespace kv {
+namespace {
+
+// Query heads handled together by one task: their rows, partials and rotated
+// queries live on the task's stack (2 x 8192 floats at most).
+constexpr int stack_floats = 8192;
+
+int max_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Token splits per head: enough tasks for every thread, at least 512 tokens per split.
+int choose_splits(std::int64_t longest, int kv_heads, int capacity) {
+  const int threads = max_threads();
+  if (capacity <= 1 || kv_heads >= threads) return 1;
+  const std::int64_t wanted = (2 * std::int64_t(threads) + kv_heads - 1) / kv_heads;
+  const std::int64_t by_length = std::max<std::int64_t>(1, longest / 512);
+  return int(std::min<std::int64_t>({wanted, by_length, capacity}));
+}
+
+// Merges a query head's partials into its output row, rotating rotated values back (H is its own inverse).
+void finish(const float* partials, int count, std::int64_t stride, int d, bool rotated, float* out) noexcept {
+  ref::merge_partials(partials, count, stride, d, out);
+  if (rotated) ref::fwht(out, d);
+}
+
+void run(const cache& c, int layer, const tensor_view& q, const tensor_view& out, attention_workspace* ws,
+         std::optional<float> scale) {
+  constexpr std::string_view fn = "kv::decode_attention";
+  const cache_config& cfg = c.config();
+  if (layer < 0 || layer >= cfg.layers)
+    detail::fail(errc::invalid_argument, fn, "layer must be in [0, ", cfg.layers, "), got ", layer);
+  for (auto [x, name] : {std::pair{&q, "q"}, std::pair{&out, "out"}}) {
+    detail::check_device(fn, name, *x, cpu_device);
+    detail::check_dtype(fn, name, *x, dtype::f32);
+  }
+  const int d = cfg.head_dim;
+  if (q.rank() != 2 || q.size(1) != d || q.size(0) < 1 || q.size(0) % cfg.kv_heads != 0) {
+    const std::int64_t example[] = {cfg.kv_heads, d};
+    detail::fail(errc::shape_mismatch, fn, "q must be [n_heads, head_dim] with n_heads a multiple of kv_heads (e.g. ",
+                 example, "), got ", q.shape());
+  }
+  detail::check_shape(fn, "out", out, q.shape());
+  detail::check_rows_dense(fn, "q", q);
+  detail::check_rows_dense(fn, "out", out);
+  detail::check_output(fn, "out", out, {q});
+  if (scale && !std::isfinite(*scale))
+    detail::fail(errc::invalid_argument, fn, "scale must be finite, got ", std::to_string(*scale));
+  const float s = scale ? *scale : 1.0f / std::sqrt(float(d));
+
+  const int n_heads = int(q.size(0)), group = n_heads / cfg.kv_heads;
+  const int sub = std::max(1, std::min(group, stack_floats / (d + 2)));  // query heads per task
+  const int subgroups = (group + sub - 1) / sub;
+  std::int64_t longest = 0;
+  for (int h = 0; h < cfg.kv_heads; ++h) longest = std::max(longest, c.tokens(layer, h));
+  const bool fits = ws && ws->query_heads() >= n_heads && ws->head_dim() >= d;
+  const int splits = choose_splits(longest, cfg.kv_heads * subgroups, fits ? ws->splits() : 1);
+  const std::int64_t stride = d + 2;
+
+  const detail::attention_kernels& k =
+      detail::use_reference_kernels() ? detail::ref_attention_kernels() : detail::simd_attention_kernels();
+  const auto* qp = static_cast<const float*>(q.data());
+  auto* op = static_cast<float*>(out.data());
+  const std::int64_t q_row = q.stride(0), out_row = out.stride(0);
+  float* partials = fits ? ws->partials() : nullptr;
+
+  const std::int64_t tasks = std::int64_t(cfg.kv_heads) * subgroups * splits;
+  const bool parallel = tasks > 1 && longest * d * group >= 16384;
+#pragma omp parallel for schedule(dynamic) if (parallel)
+  for (std::int64_t task = 0; task < tasks; ++task) {
+    const int split = int(task % splits), sg = int(task / splits % subgroups), kvh = int(task / splits / subgroups);
+    const head_view h = c.view(layer, kvh);
+    const int first = kvh * group + sg * sub, count = std::min(sub, group - sg * sub);
+    float rows[stack_floats];
+    for (int i = 0; i < count; ++i) {
+      std::copy_n(qp + (first + i) * q_row, d, rows + i * d);
+      if (cfg.keys.rotate) ref::fwht(rows + i * d, d);  // <H q, H k> = <q, k>
+    }
+    const std::int64_t begin = h.tokens * split / splits, end = h.tokens * (split + 1) / splits;
+    if (splits == 1) {
+      float local[stack_floats];
+      k.attend(h, begin, end, rows, count, s, local, stride);
+      for (int i = 0; i < count; ++i) finish(local + i * stride, 1, stride, d, cfg.values.rotate, op + (first + i) * out_row);
+    } else {
+      k.attend(h, begin, end, rows, count, s, partials + (std::int64_t(first) * splits + split) * stride,
+               splits * stride);
+    }
+  }
+  if (splits > 1) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int i = 0; i < n_heads; ++i)
+      finish(partials + std::int64_t(i) * splits * stride, splits, stride, d, cfg.values.rotate, op + i * out_row);
+  }
+}
+
+}  // namespace
+
+attention_workspace::attention_workspace(int query_heads, int head_dim, int splits)
+    : query_heads_(query_heads), head_dim_(head_dim), splits_(splits > 0 ? splits : 4 * max_threads()) {
+  constexpr std::string_view fn = "kv::attention_workspace";
+  if (query_heads < 1) detail::fail(errc::invalid_argument, fn, "query_heads must be >= 1, got ", query_heads);
+  if (head_dim < 1) detail::fail(errc::invalid_argument, fn, "head_dim must be >= 1, got ", head_dim);
+  partials_.resize(std::size_t(query_heads) * std::size_t(splits_) * std::size_t(head_dim + 2));
+}
+
+void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      std::optional<float> scale) {
+  run(c, layer, q, out, nullptr, scale);
+}
+
+void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      attention_workspace& workspace, std::optional<float> scale) {
+  run(c, layer, q, out, &workspace, scale);
+}
+
+}  // namespace kv
+}  // namespace cinch

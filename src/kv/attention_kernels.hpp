@@ -1,0 +1,25 @@
+// The decode-attention kernel table: the reference (cinch/ref/attention.hpp)
+// and the Highway kernels (src/cpu/attention.cc) behind one signature.
+#pragma once
+
+#include <cstdint>
+
+#include "cinch/kv/format.hpp"
+
+namespace cinch::detail {
+
+// Online-softmax partials of `group` query heads over tokens [begin, end) of one
+// KV head. q: group rows of head_dim, in the keys' basis (rotated if they are).
+// Partial i, at partials + i * stride: m, sum, acc[head_dim] as ref::attend_range
+// leaves them (not normalized).
+using attend_fn = void (*)(const kv::head_view& h, std::int64_t begin, std::int64_t end, const float* q, int group,
+                           float scale, float* partials, std::int64_t stride) noexcept;
+
+struct attention_kernels {
+  attend_fn attend;
+};
+
+const attention_kernels& ref_attention_kernels() noexcept;
+const attention_kernels& simd_attention_kernels() noexcept;
+
+}  // namespace cinch::detail

@@ -1,0 +1,394 @@
+// kv::cache: validation, packing of appended tokens, residual windows, views.
+#include "cinch/kv/cache.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "cinch/detail/checks.hpp"
+#include "cinch/ref/attention.hpp"
+#include "cinch/ref/fp8.hpp"
+#include "cinch/ref/ggml.hpp"
+#include "cinch/ref/groups.hpp"
+#include "cinch/ref/hadamard.hpp"
+#include "cinch/ref/quantize.hpp"
+
+namespace cinch::kv {
+namespace {
+
+constexpr int max_head_dim = 1024;  // attention keeps a few head_dim rows per query head on the stack
+
+const char* name_of(side role) { return role == side::keys ? "keys" : "values"; }
+
+void check_format(const format& f, side role, int head_dim) {
+  constexpr std::string_view fn = "kv::cache";
+  const char* what = name_of(role);
+  if (static_cast<int>(f.kind) > static_cast<int>(scheme::kivi2))
+    detail::fail(errc::invalid_argument, fn, what, " format must be a kv::scheme, got value ", static_cast<int>(f.kind));
+  if (f.residual < 0)
+    detail::fail(errc::invalid_argument, fn, what, " residual must be >= 0, got ", f.residual);
+  if (is_ggml(f.kind) && head_dim % 32 != 0)
+    detail::fail(errc::unsupported, fn, what, " format ", to_string(f.kind),
+                 " stores blocks of 32 channels: head_dim must be a multiple of 32, got ", head_dim);
+  if (is_fp8(f.kind) && !(f.fp8_scale >= 0.0f && f.fp8_scale < 3.4e38f))
+    detail::fail(errc::invalid_argument, fn, what, " fp8_scale must be finite and >= 0 (0: calibrate), got ",
+                 std::to_string(f.fp8_scale));
+  if (is_kivi(f.kind)) {
+    const int per_byte = 8 / kivi_bits(f.kind);
+    if (f.group < 1 || f.group % per_byte != 0)
+      detail::fail(errc::invalid_argument, fn, what, " group of ", to_string(f.kind), " must be a positive multiple of ",
+                   per_byte, " (whole bytes of codes), got ", f.group);
+    if (f.residual % f.group != 0)
+      detail::fail(errc::invalid_argument, fn, what, " residual must be a multiple of group (", f.group, "), got ",
+                   f.residual);
+    if (role == side::keys && f.residual == 0)
+      detail::fail(errc::invalid_argument, fn,
+                   "keys residual of a KIVI format must hold at least one group of tokens (per-channel groups), got 0");
+    if (role == side::values && head_dim % f.group != 0)
+      detail::fail(errc::unsupported, fn, "values format ", to_string(f.kind), " groups ", f.group,
+                   " channels: head_dim must be a multiple of it, got ", head_dim);
+  }
+  if (f.rotate && !ref::is_power_of_two(head_dim))
+    detail::fail(errc::unsupported, fn, what, " rotation needs a power-of-two head_dim, got ", head_dim);
+}
+
+// Bytes of one packed unit: a token record, or a chunk of `group` tokens for KIVI keys.
+std::int64_t unit_bytes(const format& f, side role, int head_dim) {
+  const std::int64_t d = head_dim;
+  if (is_kivi(f.kind)) {  // fp16 scales and mins, then codes; padded to 4 bytes
+    const std::int64_t bits = kivi_bits(f.kind);
+    const std::int64_t bytes = role == side::keys ? 4 * d + d * f.group * bits / 8 : 4 * (d / f.group) + d * bits / 8;
+    return (bytes + 3) / 4 * 4;
+  }
+  switch (f.kind) {
+    case scheme::f32: return 4 * std::int64_t(head_dim);
+    case scheme::f16:
+    case scheme::bf16: return 2 * std::int64_t(head_dim);
+    case scheme::fp8_e4m3:
+    case scheme::fp8_e5m2: return head_dim;
+    case scheme::int8: return 4 + std::int64_t(head_dim);
+    default: {
+      const dtype_info i = info(ggml_dtype(f.kind));
+      return std::int64_t(head_dim) / i.block_elems * i.block_bytes;
+    }
+  }
+}
+
+template <dtype Format>
+void encode_blocks(const float* x, int n, std::byte* rec) {
+  ref::quantize_row_blocks<Format>(x, reinterpret_cast<std::uint8_t*>(rec), n);
+}
+
+template <class T>
+void encode_fp8(const float* x, int n, float scale, std::byte* rec) {
+  ref::quantize_scaled_row(x, scale, reinterpret_cast<T*>(rec), n);
+}
+
+// Packs one token x [head_dim] into its record (per-token formats).
+void encode_record(const format& f, const float* x, int n, float fp8_scale, std::byte* rec) {
+  switch (f.kind) {
+    case scheme::f32: std::memcpy(rec, x, 4 * std::size_t(n)); return;
+    case scheme::f16:
+    case scheme::bf16:
+      for (int c = 0; c < n; ++c) {
+        const std::uint16_t b = f.kind == scheme::f16 ? ref::f32_to_f16(x[c]) : ref::f32_to_bf16(x[c]);
+        std::memcpy(rec + 2 * c, &b, 2);
+      }
+      return;
+    case scheme::fp8_e4m3: return encode_fp8<f8_e4m3_bits>(x, n, fp8_scale, rec);
+    case scheme::fp8_e5m2: return encode_fp8<f8_e5m2_bits>(x, n, fp8_scale, rec);
+    case scheme::int8: {
+      const float scale = ref::quantize_row_i8(x, reinterpret_cast<std::int8_t*>(rec + 4), n);
+      std::memcpy(rec, &scale, 4);
+      return;
+    }
+    case scheme::q8_0: return encode_blocks<dtype::q8_0>(x, n, rec);
+    case scheme::q4_0: return encode_blocks<dtype::q4_0>(x, n, rec);
+    case scheme::q4_1: return encode_blocks<dtype::q4_1>(x, n, rec);
+    case scheme::q5_0: return encode_blocks<dtype::q5_0>(x, n, rec);
+    case scheme::q5_1: return encode_blocks<dtype::q5_1>(x, n, rec);
+    case scheme::iq4_nl: return encode_blocks<dtype::iq4_nl>(x, n, rec);
+    case scheme::kivi4:
+    case scheme::kivi2: {
+      const int groups = n / f.group;
+      auto* halves = reinterpret_cast<std::uint16_t*>(rec);
+      ref::quantize_per_token_row(x, n, f.group, kivi_bits(f.kind), reinterpret_cast<std::uint8_t*>(rec + 4 * groups),
+                                  halves, halves + groups);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+cache::cache(const cache_config& config) : config_(config) {
+  constexpr std::string_view fn = "kv::cache";
+  if (config.layers < 1) detail::fail(errc::invalid_argument, fn, "layers must be >= 1, got ", config.layers);
+  if (config.kv_heads < 1) detail::fail(errc::invalid_argument, fn, "kv_heads must be >= 1, got ", config.kv_heads);
+  if (config.head_dim < 1 || config.head_dim > max_head_dim)
+    detail::fail(config.head_dim < 1 ? errc::invalid_argument : errc::unsupported, fn, "head_dim must be in [1, ",
+                 max_head_dim, "], got ", config.head_dim);
+  check_format(config.keys, side::keys, config.head_dim);
+  check_format(config.values, side::values, config.head_dim);
+
+  heads_.resize(std::size_t(config.layers) * std::size_t(config.kv_heads));
+  const std::size_t d = std::size_t(config.head_dim);
+  for (head& h : heads_) {
+    // Per-channel keys flush a full window at once; sliding windows keep room for a second one.
+    h.keys.residual.resize(std::size_t(config.keys.residual) * d * (is_kivi(config.keys.kind) ? 1 : 2));
+    h.values.residual.resize(std::size_t(config.values.residual) * d * 2);
+    h.keys.scale = config.keys.fp8_scale;
+    h.values.scale = config.values.fp8_scale;
+  }
+}
+
+cache::head& cache::at(const char* function, int layer, int head_index) {
+  return const_cast<head&>(std::as_const(*this).at(function, layer, head_index));
+}
+
+const cache::head& cache::at(const char* function, int layer, int head_index) const {
+  if (layer < 0 || layer >= config_.layers)
+    detail::fail(errc::invalid_argument, function, "layer must be in [0, ", config_.layers, "), got ", layer);
+  if (head_index < 0 || head_index >= config_.kv_heads)
+    detail::fail(errc::invalid_argument, function, "head must be in [0, ", config_.kv_heads, "), got ", head_index);
+  return heads_[std::size_t(layer) * std::size_t(config_.kv_heads) + std::size_t(head_index)];
+}
+
+const format& cache::format_of(side role) const noexcept { return role == side::keys ? config_.keys : config_.values; }
+
+void cache::pack_token(stream& s, side role, const float* x) {
+  const std::int64_t unit = unit_bytes(format_of(role), role, config_.head_dim);
+  s.packed.resize(s.packed.size() + std::size_t(unit));
+  encode_record(format_of(role), x, config_.head_dim, s.scale, s.packed.data() + s.packed.size() - std::size_t(unit));
+  ++s.packed_tokens;
+}
+
+// A full window of KIVI keys becomes residual / group chunks (per-channel groups).
+void cache::flush_keys(stream& s) {
+  const format& f = config_.keys;
+  const std::int64_t d = config_.head_dim, unit = unit_bytes(f, side::keys, config_.head_dim);
+  const int bits = kivi_bits(f.kind);
+  for (std::int64_t first = 0; first < s.residual_tokens; first += f.group) {
+    s.packed.resize(s.packed.size() + std::size_t(unit));
+    std::byte* chunk = s.packed.data() + s.packed.size() - std::size_t(unit);
+    auto* halves = reinterpret_cast<std::uint16_t*>(chunk);
+    ref::quantize_per_channel_chunk(s.residual.data() + first * d, d, d, f.group, bits,
+                                    reinterpret_cast<std::uint8_t*>(chunk + 4 * d), std::int64_t(f.group) * bits / 8,
+                                    halves, halves + d);
+  }
+  s.packed_tokens += s.residual_tokens;
+  s.residual_tokens = 0;
+}
+
+void cache::push(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count) {
+  const format& f = format_of(role);
+  const std::int64_t d = config_.head_dim;
+  float rotated[max_head_dim];
+  for (std::int64_t t = 0; t < count; ++t) {
+    const float* row = x + t * row_stride;
+    if (f.rotate) {
+      std::copy(row, row + d, rotated);
+      ref::fwht(rotated, d);
+      row = rotated;
+    }
+    if (f.residual == 0) {
+      pack_token(s, role, row);
+      continue;
+    }
+    const std::int64_t rows = std::int64_t(s.residual.size()) / d;
+    if (s.residual_begin + s.residual_tokens == rows) {  // the window reached the end of its room: move it to the front
+      std::copy(s.residual.begin() + s.residual_begin * d,
+                s.residual.begin() + (s.residual_begin + s.residual_tokens) * d, s.residual.begin());
+      s.residual_begin = 0;
+    }
+    std::copy(row, row + d, s.residual.begin() + (s.residual_begin + s.residual_tokens) * d);
+    ++s.residual_tokens;
+    if (role == side::keys && is_kivi(f.kind)) {
+      if (s.residual_tokens == f.residual) flush_keys(s);
+    } else if (s.residual_tokens > f.residual) {  // the oldest token leaves the window
+      pack_token(s, role, s.residual.data() + s.residual_begin * d);
+      ++s.residual_begin;
+      --s.residual_tokens;
+    }
+  }
+}
+
+// vLLM's calibration on the first append: scale = max|x| / constant over what is
+// stored (rotated if so). Only finite values count, so one inf or NaN does not
+// ruin the scale of the whole head: it saturates or stays NaN in its own element.
+void cache::calibrate(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count) const {
+  const format& f = format_of(role);
+  const int d = config_.head_dim;
+  float amax = 0.0f, rotated[max_head_dim];
+  for (std::int64_t t = 0; t < count; ++t) {
+    const float* row = x + t * row_stride;
+    if (f.rotate) {
+      std::copy(row, row + d, rotated);
+      ref::fwht(rotated, d);
+      row = rotated;
+    }
+    for (int c = 0; c < d; ++c)
+      if (std::isfinite(row[c])) amax = std::max(amax, std::fabs(row[c]));
+  }
+  s.scale = ref::fp8_scale_from_absmax(amax, role == side::keys ? ref::fp8_key_scale_constant
+                                                                : ref::fp8_value_scale_constant);
+}
+
+void cache::append_rows(head& h, const rows& k, const rows& v, std::int64_t count,
+                        std::span<const std::int32_t> positions) {
+  for (auto [s, r, role] : {std::tuple{&h.keys, &k, side::keys}, std::tuple{&h.values, &v, side::values}}) {
+    if (is_fp8(format_of(role).kind) && s->scale == 0.0f) calibrate(*s, role, r->data, r->stride, count);
+    push(*s, role, r->data, r->stride, count);
+  }
+  const std::int32_t next = h.positions.empty() ? 0 : h.positions.back() + 1;
+  for (std::int64_t t = 0; t < count; ++t)
+    h.positions.push_back(positions.empty() ? next + std::int32_t(t) : positions[std::size_t(t)]);
+}
+
+namespace {
+
+void check_rows(const char* fn, const tensor_view& k, const tensor_view& v, std::span<const std::int64_t> expected,
+                const char* expected_text, std::int64_t tokens, std::span<const std::int32_t> positions) {
+  for (auto [x, name] : {std::pair{&k, "k"}, std::pair{&v, "v"}}) {
+    detail::check_device(fn, name, *x, cpu_device);
+    detail::check_dtype(fn, name, *x, dtype::f32);
+  }
+  if (!std::equal(k.shape().begin(), k.shape().end(), expected.begin(), expected.end()))
+    detail::fail(errc::shape_mismatch, fn, "k must have shape ", expected_text, " = ", expected, ", got ", k.shape());
+  detail::check_shape(fn, "v", v, k.shape());
+  detail::check_rows_dense(fn, "k", k);
+  detail::check_rows_dense(fn, "v", v);
+  if (!positions.empty() && std::int64_t(positions.size()) != tokens)
+    detail::fail(errc::shape_mismatch, fn, "positions must hold one entry per token (", tokens, "), got ",
+                 positions.size());
+}
+
+}  // namespace
+
+void cache::append(int layer, int head_index, const tensor_view& k, const tensor_view& v,
+                   std::span<const std::int32_t> positions) {
+  constexpr const char* fn = "kv::cache::append";
+  head& h = at(fn, layer, head_index);
+  const std::int64_t d = config_.head_dim;
+  const std::int64_t tokens = k.rank() == 2 ? k.size(0) : 1;
+  const std::int64_t shape2[] = {tokens, d};
+  const bool one = k.rank() == 1;
+  check_rows(fn, k, v, one ? std::span<const std::int64_t>(shape2 + 1, 1) : std::span<const std::int64_t>(shape2),
+             one ? "[head_dim]" : "[tokens, head_dim]", tokens, positions);
+  const rows kr{static_cast<const float*>(k.data()), one ? d : k.stride(0)};
+  const rows vr{static_cast<const float*>(v.data()), one ? d : v.stride(0)};
+  append_rows(h, kr, vr, tokens, positions);
+}
+
+void cache::append(int layer, const tensor_view& k, const tensor_view& v, std::span<const std::int32_t> positions) {
+  constexpr const char* fn = "kv::cache::append";
+  at(fn, layer, 0);
+  const std::int64_t d = config_.head_dim, heads = config_.kv_heads;
+  const bool one = k.rank() == 2;
+  const std::int64_t tokens = k.rank() == 3 ? k.size(1) : 1;
+  const std::int64_t shape3[] = {heads, tokens, d}, shape2[] = {heads, d};
+  check_rows(fn, k, v, one ? std::span<const std::int64_t>(shape2) : std::span<const std::int64_t>(shape3),
+             one ? "[kv_heads, head_dim]" : "[kv_heads, tokens, head_dim]", tokens, positions);
+  const std::int64_t ks = one ? d : k.stride(1), vs = one ? d : v.stride(1);
+  const auto* kp = static_cast<const float*>(k.data());
+  const auto* vp = static_cast<const float*>(v.data());
+  const bool parallel = heads > 1 && tokens * d >= 4096;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (std::int64_t i = 0; i < heads; ++i)
+    append_rows(heads_[std::size_t(layer * heads + i)], rows{kp + i * k.stride(0), ks}, rows{vp + i * v.stride(0), vs},
+                tokens, positions);
+}
+
+std::int64_t cache::tokens(int layer, int head_index) const {
+  return std::int64_t(at("kv::cache::tokens", layer, head_index).positions.size());
+}
+
+std::span<const std::int32_t> cache::positions(int layer, int head_index) const {
+  return at("kv::cache::positions", layer, head_index).positions;
+}
+
+std::int64_t cache::bytes(int layer, int head_index) const {
+  const head& h = at("kv::cache::bytes", layer, head_index);
+  const std::int64_t row = 4 * std::int64_t(config_.head_dim);
+  return std::int64_t(h.keys.packed.size() + h.values.packed.size()) +
+         (h.keys.residual_tokens + h.values.residual_tokens) * row;
+}
+
+std::int64_t cache::bytes() const {
+  std::int64_t n = 0;
+  for (int l = 0; l < config_.layers; ++l)
+    for (int h = 0; h < config_.kv_heads; ++h) n += bytes(l, h);
+  return n;
+}
+
+void cache::reserve(std::int64_t tokens) {
+  if (tokens < 0) detail::fail(errc::invalid_argument, "kv::cache::reserve", "tokens must be >= 0, got ", tokens);
+  for (head& h : heads_) {
+    for (auto [s, role] : {std::pair{&h.keys, side::keys}, std::pair{&h.values, side::values}}) {
+      const format& f = format_of(role);
+      const std::int64_t per = is_kivi(f.kind) && role == side::keys ? f.group : 1;
+      s->packed.reserve(std::size_t((tokens + per - 1) / per * unit_bytes(f, role, config_.head_dim)));
+    }
+    h.positions.reserve(std::size_t(tokens));
+  }
+}
+
+stream_view cache::view_of(const stream& s, side role, std::int64_t tokens) const {
+  stream_view out;
+  out.fmt = format_of(role);
+  out.role = role;
+  out.head_dim = config_.head_dim;
+  out.tokens = tokens;
+  out.packed_tokens = s.packed_tokens;
+  out.unit_tokens = out.per_channel() ? out.fmt.group : 1;
+  out.unit_bytes = unit_bytes(out.fmt, role, config_.head_dim);
+  out.packed = s.packed.data();
+  out.residual = s.residual.data() + s.residual_begin * config_.head_dim;
+  out.scale = is_fp8(out.fmt.kind) ? s.scale : 1.0f;
+  return out;
+}
+
+head_view cache::view(int layer, int head_index) const {
+  const head& h = at("kv::cache::view", layer, head_index);
+  const auto tokens = std::int64_t(h.positions.size());
+  return {view_of(h.keys, side::keys, tokens), view_of(h.values, side::values, tokens), h.positions.data(), tokens};
+}
+
+void cache::set_fp8_scales(int layer, int head_index, float key_scale, float value_scale) {
+  constexpr const char* fn = "kv::cache::set_fp8_scales";
+  head& h = at(fn, layer, head_index);
+  if (!h.positions.empty())
+    detail::fail(errc::invalid_argument, fn, "scales must be set before the head's first append, got a head holding ",
+                 h.positions.size(), " tokens");
+  for (float s : {key_scale, value_scale})
+    if (!(s > 0.0f && s < 3.4e38f))
+      detail::fail(errc::invalid_argument, fn, "scales must be finite and > 0, got ", std::to_string(s));
+  h.keys.scale = key_scale;
+  h.values.scale = value_scale;
+}
+
+void cache::dequantize(int layer, int head_index, const tensor_view& k, const tensor_view& v) const {
+  constexpr const char* fn = "kv::cache::dequantize";
+  const head_view hv = view(layer, head_index);
+  const std::int64_t shape[] = {hv.tokens, config_.head_dim};
+  for (auto [x, name] : {std::pair{&k, "k"}, std::pair{&v, "v"}}) {
+    detail::check_device(fn, name, *x, cpu_device);
+    detail::check_dtype(fn, name, *x, dtype::f32);
+    detail::check_shape(fn, name, *x, shape);
+    detail::check_rows_dense(fn, name, *x);
+  }
+  detail::check_output(fn, "k", k, {});
+  detail::check_output(fn, "v", v, {k});
+  for (auto [x, s] : {std::pair{&k, &hv.keys}, std::pair{&v, &hv.values}})
+    for (std::int64_t t = 0; t < hv.tokens; ++t) {
+      float* row = static_cast<float*>(x->data()) + t * x->stride(0);
+      std::fill(row, row + config_.head_dim, 0.0f);
+      ref::token_axpy(*s, t, 1.0f, row);
+      if (s->fmt.rotate) ref::fwht(row, config_.head_dim);
+    }
+}
+
+}  // namespace cinch::kv
