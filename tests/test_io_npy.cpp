@@ -226,6 +226,8 @@ TEST_CASE("malformed files are corrupt data naming the file and the fault", "[io
   require_error(decode(bytes_of("\x93NUMPX\x01\x00\x00\x00"sv)), errc::corrupt_data, {"magic", "'X' at offset 5"});
   require_error(decode(bytes_of(std::string("\x93NUMPY\x02\x00\x10", 9))), errc::corrupt_data,
                 {"truncated preamble", "9 bytes"});
+  require_error(decode(bytes_of(std::string("\x93NUMPY\x02\x00\x10\x00\x00", 11))), errc::corrupt_data,
+                {"truncated preamble: 11 bytes, version 2.0 starts with 12"});
   {
     std::vector<std::byte> file = npy_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", data);
     file[8] = std::byte{0xFF};  // header length 0x7FFF, far beyond the file
@@ -256,7 +258,8 @@ TEST_CASE("malformed files are corrupt data naming the file and the fault", "[io
       {"{'descr': '<f4', 'fortran_order': False, 'shape': [2, 3]}"sv, "expected '(', got '['"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3),"sv, "expected a string, got the end of the header"},
       {"{'descr': '<f4' 'fortran_order': False, 'shape': (2, 3)}"sv, "expected ',' or '}' after the value of 'descr'"},
-      {"{'descr: '<f4', 'fortran_order': False, 'shape': (2, 3)}"sv, "expected ':'"},
+      {"{'descr: '<f4', 'fortran_order': False, 'shape': (2, 3)}"sv, "unknown key 'descr: ' (expected 'descr',"},
+      {"{'descr' '<f4', 'fortran_order': False, 'shape': (2, 3)}"sv, "expected ':', got '''"},
       {"{'descr': '<f4, 'fortran_order': False, 'shape': (2, 3)}"sv, "expected ',' or '}'"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)} x"sv, "unexpected 'x' after the closing '}'"},
       {"{'descr': '<f\\x34', 'fortran_order': False, 'shape': (2, 3)}"sv, "escape sequences"},

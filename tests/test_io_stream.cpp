@@ -302,6 +302,14 @@ TEST_CASE("stream_writer refuses streams a reader would reject", "[io][stream][e
   broken.setstate(std::ios::badbit);
   require_error([&] { io::stream_writer failing(broken, test_kind, 1); }, errc::invalid_argument,
                 {"stream_writer", "the output stream failed after 0 bytes"});
+
+  // A sink that takes the bytes but fails to flush them, like a full disk.
+  struct unflushable : std::stringbuf {
+    int sync() override { return -1; }
+  } sink;
+  std::ostream unflushed(&sink);
+  io::stream_writer late(unflushed, test_kind, 1);
+  require_error([&] { late.finish(); }, errc::invalid_argument, {"the output stream failed after 24 bytes"});
 }
 
 TEST_CASE("stream_reader names what is wrong with a stream", "[io][stream][errors]") {

@@ -123,15 +123,15 @@ class header_parser {
       if (peek() == '}') break;
       const std::size_t key_at = i_;
       const std::string_view key = string_literal();
+      bool* seen = key == "descr" ? &has_descr : key == "fortran_order" ? &has_fortran : key == "shape" ? &has_shape : nullptr;
+      if (!seen || *seen) {
+        i_ = key_at;  // the message points at the key
+        if (!seen) fail("unknown key '", key, "' (expected 'descr', 'fortran_order' and 'shape')");
+        fail("duplicate key '", key, "'");
+      }
+      *seen = true;
       expect(':');
       skip_space();
-      const std::size_t key_end = i_;
-      bool* seen = key == "descr" ? &has_descr : key == "fortran_order" ? &has_fortran : key == "shape" ? &has_shape : nullptr;
-      i_ = key_at;  // for the messages
-      if (!seen) fail("unknown key '", key, "' (expected 'descr', 'fortran_order' and 'shape')");
-      if (*seen) fail("duplicate key '", key, "'");
-      i_ = key_end;
-      *seen = true;
       if (seen == &has_descr) {
         if (peek() == '[') at_.fail(errc::unsupported, "structured dtypes (a list as 'descr') are not supported");
         descr = string_literal();
