@@ -1,4 +1,4 @@
-// Umbrella header: the core types, dispatch and core operations. Interop
+// Umbrella header: the core types, dispatch, core operations and io. Interop
 // adapters (Eigen, xtensor, DLPack) are opt-in: include cinch/interop/*.hpp.
 #pragma once
 
@@ -12,3 +12,7 @@
 #include "cinch/core/strided.hpp"
 #include "cinch/core/tensor.hpp"
 #include "cinch/core/tensor_view.hpp"
+#include "cinch/io/bytes.hpp"
+#include "cinch/io/crc32c.hpp"
+#include "cinch/io/npy.hpp"
+#include "cinch/io/stream.hpp"
