@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ ccache libhwy-dev catch2 libbenchmark-dev libcli11-dev
-          libeigen3-dev libxtensor-dev libdlpack-dev)
+          libeigen3-dev libxtensor-dev libdlpack-dev nlohmann-json3-dev libjpeg-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
