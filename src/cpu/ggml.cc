@@ -78,7 +78,7 @@ HWY_INLINE float fold_lanes(D d, hn::Vec<D> v) {
   return hn::GetLane(v);
 }
 
-// Codes in [0, 255] (or int8 as two's complement) -> N bytes.
+// Codes in [0, 255] -> N bytes.
 HWY_INLINE void store_bytes(VI codes, std::uint8_t* out) {
   hn::StoreU(hn::U8FromU32(hn::BitCast(DU(), codes)), D8(), out);
 }
@@ -252,7 +252,9 @@ HWY_INLINE void quantize_group(const float* x, std::uint8_t* out, int blocks) {
       const VF id = hn::Set(df, g.id[b]);
       ref::ggml_detail::store_u16(ob, g.d16[b]);
       if constexpr (q8) {
-        for (int k = 0; k < V; ++k) store_bytes(round_q8(hn::Mul(hn::LoadU(df, xb + k * N), id)), ob + 2 + k * N);
+        const VI low_byte = hn::Set(di, 0xFF);  // int8 codes as two's complement bytes
+        for (int k = 0; k < V; ++k)
+          store_bytes(hn::And(round_q8(hn::Mul(hn::LoadU(df, xb + k * N), id)), low_byte), ob + 2 + k * N);
       } else {
         const VF lo = hn::Set(df, g.lo[b]);
         VI c[V];
