@@ -1,19 +1,22 @@
 // Highway kernels for KIVI-style group quantization, matching
 // cinch/ref/groups.hpp code for code and bit for bit:
-//  * per token: one group at a time along the row; min/max by vector min/max then a
-//    lane reduction, parameters by the reference's own scalar function.
+//  * per token: a vector's worth of consecutive groups at a time; each group's
+//    min/max vectors are folded so that lane i holds group i's, then the fp16
+//    parameters of all those groups are computed in lanes, then the codes.
 //  * per channel: lanes run across channels, so each lane holds one group's
-//    min/max and the fp16 parameters are computed in vectors (round_to_f16 below
-//    reproduces f32_to_f16 then f16_to_f32 for finite and infinite inputs).
+//    min/max directly; codes are gathered into 32-bit words per channel.
+// round_to_f16 reproduces f32_to_f16 then f16_to_f32 for finite and infinite lanes.
 // Codes: NearestInt (round half to even) then clamp, which equals the reference's
 // clamp then round because |(x - min) * inv| < 2^31 for usable groups. Dequantized
 // values: code * scale is exact, so an unfused or fused multiply-add agree.
-// NaN in a group: a lane sum turns non-finite (inf + -inf, NaN + anything), which
-// catches what vector min/max may drop; a sum that overflows means some |x| is far
-// beyond fp16, where the reference also gives up on the group.
+// NaN: lane sums turn non-finite (inf + -inf, NaN + anything), which catches what
+// vector min/max may drop; a sum that overflows means some |x| is far beyond fp16,
+// where the reference also gives up on the group. A per-token batch with any
+// non-finite sum runs the reference itself.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/groups.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <cstring>
@@ -74,39 +77,136 @@ HWY_INLINE hn::Vec<DI> load_packed(DI di, const std::uint8_t* in) {
   }
 }
 
+// ---------------------------------------------------------------- parameters in lanes
+
+// A value rounded to fp16 as ref::f32_to_f16 does, as the f32 it stands for and as
+// fp16 bits. Finite and infinite lanes only (NaN lanes give unspecified results).
+template <class D>
+struct f16_round {
+  hn::Vec<D> value;
+  hn::Vec<hn::RebindToSigned<D>> bits;
+};
+
+template <class D>
+HWY_INLINE f16_round<D> round_to_f16(D d, hn::Vec<D> v) {
+  const hn::RebindToSigned<D> di;
+  const auto b = hn::BitCast(di, v);
+  const auto a = hn::And(b, hn::Set(di, 0x7FFFFFFF));
+  const auto sign16 = hn::And(hn::ShiftRight<16>(b), hn::Set(di, 0x8000));
+  const auto normal = hn::And(hn::Add(a, hn::Add(hn::Set(di, 0xFFF), hn::And(hn::ShiftRight<13>(a), hn::Set(di, 1)))),
+                              hn::Set(di, ~0x1FFF));
+  const auto sub = hn::NearestInt(hn::Mul(hn::BitCast(d, a), hn::Set(d, 16777216.0f)));  // units of 2^-24
+  const auto is_sub = hn::Lt(a, hn::Set(di, 0x38800000));
+  const auto is_inf = hn::Gt(a, hn::Set(di, 0x477FEFFF));  // rounds to 65536 or more
+  auto value = hn::IfThenElse(is_sub, hn::BitCast(di, hn::Mul(hn::ConvertTo(d, sub), hn::Set(d, 1.0f / 16777216.0f))),
+                              normal);
+  auto bits = hn::IfThenElse(is_sub, sub, hn::Sub(hn::ShiftRight<13>(normal), hn::Set(di, 112 << 10)));
+  value = hn::IfThenElse(is_inf, hn::Set(di, 0x7F800000), value);
+  bits = hn::IfThenElse(is_inf, hn::Set(di, 0x7C00), bits);
+  return {hn::BitCast(d, hn::Or(value, hn::ShiftLeft<16>(sign16))), hn::Or(bits, sign16)};
+}
+
+// ref::make_group_params for one group per lane: the stored bits (NaN where
+// unusable), the f32 min and 1 / scale the codes use, and which lanes are usable.
+template <class D>
+struct group_params {
+  hn::Vec<hn::RebindToSigned<D>> scale_bits, min_bits;
+  hn::Vec<D> min, inv;
+  hn::Mask<hn::RebindToSigned<D>> usable;
+};
+
+template <int Bits, class D>
+HWY_INLINE group_params<D> params_of(D d, hn::Vec<D> mn, hn::Vec<D> mx, hn::Mask<hn::RebindToSigned<D>> finite) {
+  const hn::RebindToSigned<D> di;
+  mn = hn::Add(mn, hn::Zero(d));  // -0 counts as +0
+  mx = hn::Add(mx, hn::Zero(d));
+  const f16_round<D> s16 = round_to_f16(d, hn::Div(hn::Sub(mx, mn), hn::Set(d, float(ref::group_levels(Bits)))));
+  const f16_round<D> m16 = round_to_f16(d, mn);
+  const auto exponent = hn::Set(di, 0x7C00);
+  const auto usable = hn::And(finite, hn::And(hn::Ne(hn::And(s16.bits, exponent), exponent),
+                                              hn::Ne(hn::And(m16.bits, exponent), exponent)));
+  const auto nan = hn::Set(di, ref::f16_nan_bits);
+  return {hn::IfThenElse(usable, s16.bits, nan), hn::IfThenElse(usable, m16.bits, nan), m16.value,
+          hn::IfThenElseZero(hn::Gt(s16.value, hn::Zero(d)), hn::Div(hn::Set(d, 1.0f), s16.value)), usable};
+}
+
 // ---------------------------------------------------------------- per token
 
-template <int Bits, class DF>
-void quantize_row_with(DF df, const float* x, std::int64_t n, std::int64_t group, std::uint8_t* codes,
-                       std::uint16_t* scales, std::uint16_t* mins) {
-  const hn::RebindToSigned<DF> di;
-  const std::int64_t lanes = static_cast<std::int64_t>(hn::Lanes(df));
-  const auto zero = hn::Zero(di), top = hn::Set(di, std::int32_t(ref::group_levels(Bits)));
-  for (std::int64_t g = 0; g < n / group; ++g) {
+constexpr std::int64_t max_lanes = HWY_MAX_BYTES / sizeof(float);
+// Floats ahead of the group being read that are fetched into cache: a single
+// sequential stream otherwise waits on memory between batches.
+constexpr std::int64_t prefetch_distance = 2048;
+
+// One group per lane: the lanes' groups (consecutive, `group` elements each) get
+// their min/max in vectors, folded so that lane i holds group i's (ConcatEven/Odd
+// halve the lanes per group at each level), then parameters in lanes, then codes.
+// A batch holding inf or NaN anywhere (its lane sums say so) runs the reference.
+template <int Bits, class D>
+HWY_INLINE void quantize_batch(D d, const float* x, std::int64_t group, std::uint8_t* codes, std::uint16_t* scales,
+                               std::uint16_t* mins) {
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<std::uint16_t, D> d16;
+  const std::int64_t lanes = static_cast<std::int64_t>(hn::Lanes(d));
+  hn::Vec<D> mn[max_lanes], mx[max_lanes];
+  auto sum0 = hn::Zero(d), sum1 = sum0;  // two chains of adds, half as long
+  for (std::int64_t g = 0; g < lanes; ++g) {
     const float* xg = x + g * group;
-    std::uint8_t* cg = codes + g * group * Bits / 8;
-    auto mn = hn::LoadU(df, xg), mx = mn, sum = mn;
+    for (std::int64_t line = 0; line < group; line += 16) hwy::Prefetch(xg + prefetch_distance + line);
+    auto lo = hn::LoadU(d, xg), hi = lo, sum = lo;
     for (std::int64_t i = lanes; i < group; i += lanes) {
-      const auto v = hn::LoadU(df, xg + i);
-      mn = hn::Min(mn, v);
-      mx = hn::Max(mx, v);
+      const auto v = hn::LoadU(d, xg + i);
+      lo = hn::Min(lo, v);
+      hi = hn::Max(hi, v);
       sum = hn::Add(sum, v);
     }
-    const ref::group_params p = ref::make_group_params(hn::GetLane(hn::MinOfLanes(df, mn)),
-                                                       hn::GetLane(hn::MaxOfLanes(df, mx)),
-                                                       hn::AllTrue(df, hn::IsFinite(sum)), Bits);
-    scales[g] = p.scale_bits;
-    mins[g] = p.min_bits;
-    if (!p.usable) {
+    (g % 2 ? sum1 : sum0) = hn::Add(g % 2 ? sum1 : sum0, sum);
+    mn[g] = lo;
+    mx[g] = hi;
+  }
+  if (!hn::AllTrue(d, hn::IsFinite(hn::Add(sum0, sum1)))) {
+    for (std::int64_t g = 0; g < lanes; ++g)
+      ref::quantize_group(x + g * group, 1, group, Bits, codes + g * group * Bits / 8, scales + g, mins + g);
+    return;
+  }
+  for (std::int64_t half = lanes / 2; half > 0; half /= 2)
+    for (std::int64_t i = 0; i < half; ++i) {
+      mn[i] = hn::Min(hn::ConcatEven(d, mn[2 * i + 1], mn[2 * i]), hn::ConcatOdd(d, mn[2 * i + 1], mn[2 * i]));
+      mx[i] = hn::Max(hn::ConcatEven(d, mx[2 * i + 1], mx[2 * i]), hn::ConcatOdd(d, mx[2 * i + 1], mx[2 * i]));
+    }
+  const group_params<D> p = params_of<Bits>(d, mn[0], mx[0], hn::FirstN(di, static_cast<std::size_t>(lanes)));
+  hn::StoreU(hn::DemoteTo(d16, p.scale_bits), d16, scales);
+  hn::StoreU(hn::DemoteTo(d16, p.min_bits), d16, mins);
+  alignas(64) float min[max_lanes], inv[max_lanes];
+  alignas(64) std::int32_t usable[max_lanes];
+  hn::Store(p.min, d, min);
+  hn::Store(p.inv, d, inv);
+  hn::Store(hn::VecFromMask(di, p.usable), di, usable);
+
+  const auto zero = hn::Zero(di), top = hn::Set(di, std::int32_t(ref::group_levels(Bits)));
+  for (std::int64_t g = 0; g < lanes; ++g) {
+    const float* xg = x + g * group;
+    std::uint8_t* cg = codes + g * group * Bits / 8;
+    if (!usable[g]) {  // fp16 overflow of a finite group
       std::memset(cg, 0, static_cast<std::size_t>(group * Bits / 8));
       continue;
     }
-    const auto vmin = hn::Set(df, p.min), vinv = hn::Set(df, p.inv);
+    const auto vmin = hn::Set(d, min[g]), vinv = hn::Set(d, inv[g]);
     for (std::int64_t i = 0; i < group; i += lanes) {
-      const auto q = hn::NearestInt(hn::Mul(hn::Sub(hn::LoadU(df, xg + i), vmin), vinv));
+      const auto q = hn::NearestInt(hn::Mul(hn::Sub(hn::LoadU(d, xg + i), vmin), vinv));
       store_packed<Bits>(di, hn::Min(hn::Max(q, zero), top), cg + i * Bits / 8);
     }
   }
+}
+
+template <int Bits, class D>
+void quantize_row_with(D d, const float* x, std::int64_t n, std::int64_t group, std::uint8_t* codes,
+                       std::uint16_t* scales, std::uint16_t* mins) {
+  const std::int64_t lanes = static_cast<std::int64_t>(hn::Lanes(d)), groups = n / group;
+  std::int64_t g = 0;
+  for (; g + lanes <= groups; g += lanes)
+    quantize_batch<Bits>(d, x + g * group, group, codes + g * group * Bits / 8, scales + g, mins + g);
+  for (; g < groups; ++g)
+    ref::quantize_group(x + g * group, 1, group, Bits, codes + g * group * Bits / 8, scales + g, mins + g);
 }
 
 template <int Bits, class DF>
@@ -159,34 +259,7 @@ using DU = hn::RebindToUnsigned<DF>;
 using VF = hn::Vec<DF>;
 using VI = hn::Vec<DI>;
 
-constexpr std::int64_t max_lanes = HWY_MAX_BYTES / sizeof(float);
 constexpr std::int64_t max_words = 32;  // 32-bit words of codes per channel: G * bits <= 1024
-
-// A value rounded to fp16 as ref::f32_to_f16 does, as the f32 it stands for and as
-// fp16 bits. Finite and infinite lanes only (NaN lanes give unspecified results).
-struct f16_round {
-  VF value;
-  VI bits;
-};
-
-HWY_INLINE f16_round round_to_f16(VF v) {
-  const DF df;
-  const DI di;
-  const VI b = hn::BitCast(di, v);
-  const VI a = hn::And(b, hn::Set(di, 0x7FFFFFFF));
-  const VI sign16 = hn::And(hn::ShiftRight<16>(b), hn::Set(di, 0x8000));
-  const VI normal = hn::And(hn::Add(a, hn::Add(hn::Set(di, 0xFFF), hn::And(hn::ShiftRight<13>(a), hn::Set(di, 1)))),
-                            hn::Set(di, ~0x1FFF));
-  const VI sub = hn::NearestInt(hn::Mul(hn::BitCast(df, a), hn::Set(df, 16777216.0f)));  // units of 2^-24
-  const auto is_sub = hn::Lt(a, hn::Set(di, 0x38800000));
-  const auto is_inf = hn::Gt(a, hn::Set(di, 0x477FEFFF));  // rounds to 65536 or more
-  VI value = hn::IfThenElse(is_sub, hn::BitCast(di, hn::Mul(hn::ConvertTo(df, sub), hn::Set(df, 1.0f / 16777216.0f))),
-                            normal);
-  VI bits = hn::IfThenElse(is_sub, sub, hn::Sub(hn::ShiftRight<13>(normal), hn::Set(di, 112 << 10)));
-  value = hn::IfThenElse(is_inf, hn::Set(di, 0x7F800000), value);
-  bits = hn::IfThenElse(is_inf, hn::Set(di, 0x7C00), bits);
-  return {hn::BitCast(df, hn::Or(value, hn::ShiftLeft<16>(sign16))), hn::Or(bits, sign16)};
-}
 
 template <int Bits>
 void quantize_chunk_bits(const float* x, std::int64_t token_stride, std::int64_t d, std::int64_t group,
@@ -204,7 +277,6 @@ void quantize_chunk_bits(const float* x, std::int64_t token_stride, std::int64_t
   const hn::Rebind<std::uint16_t, DI> d16;
   const std::int64_t lanes = static_cast<std::int64_t>(hn::Lanes(df));
   const VI zero = hn::Zero(di), top = hn::Set(di, std::int32_t(ref::group_levels(Bits)));
-  const VI f16_exp = hn::Set(di, 0x7C00);
   alignas(64) std::uint32_t word[max_words * max_lanes];
 
   std::int64_t c0 = 0;
@@ -216,25 +288,18 @@ void quantize_chunk_bits(const float* x, std::int64_t token_stride, std::int64_t
       mx = hn::Max(mx, v);
       sum = hn::Add(sum, v);
     }
-    mn = hn::Add(mn, hn::Zero(df));  // -0 counts as +0
-    mx = hn::Add(mx, hn::Zero(df));
-    const f16_round s16 = round_to_f16(hn::Div(hn::Sub(mx, mn), hn::Set(df, float(ref::group_levels(Bits)))));
-    const f16_round m16 = round_to_f16(mn);
-    const auto usable = hn::And(hn::RebindMask(di, hn::IsFinite(sum)),
-                                hn::And(hn::Ne(hn::And(s16.bits, f16_exp), f16_exp), hn::Ne(hn::And(m16.bits, f16_exp), f16_exp)));
-    const VI nan = hn::Set(di, ref::f16_nan_bits);
-    hn::StoreU(hn::DemoteTo(d16, hn::IfThenElse(usable, s16.bits, nan)), d16, scales + c0);
-    hn::StoreU(hn::DemoteTo(d16, hn::IfThenElse(usable, m16.bits, nan)), d16, mins + c0);
-    const VF inv = hn::IfThenElseZero(hn::Gt(s16.value, hn::Zero(df)), hn::Div(hn::Set(df, 1.0f), s16.value));
+    const group_params<DF> p = params_of<Bits>(df, mn, mx, hn::RebindMask(di, hn::IsFinite(sum)));
+    hn::StoreU(hn::DemoteTo(d16, p.scale_bits), d16, scales + c0);
+    hn::StoreU(hn::DemoteTo(d16, p.min_bits), d16, mins + c0);
 
     for (std::int64_t k = 0; k < words; ++k) {
       auto w = hn::Zero(du);
       for (int j = 0; j < per_word; ++j) {
         const VF v = hn::LoadU(df, x + (k * per_word + j) * token_stride + c0);
-        const VI q = hn::Min(hn::Max(hn::NearestInt(hn::Mul(hn::Sub(v, m16.value), inv)), zero), top);
+        const VI q = hn::Min(hn::Max(hn::NearestInt(hn::Mul(hn::Sub(v, p.min), p.inv)), zero), top);
         w = hn::Or(w, hn::ShiftLeftSame(hn::BitCast(du, q), j * Bits));
       }
-      hn::Store(hn::IfThenElseZero(hn::RebindMask(du, usable), w), du, word + k * lanes);
+      hn::Store(hn::IfThenElseZero(hn::RebindMask(du, p.usable), w), du, word + k * lanes);
     }
     for (std::int64_t l = 0; l < lanes; ++l)
       for (std::int64_t k = 0; k < words; ++k)

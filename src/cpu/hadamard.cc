@@ -25,8 +25,21 @@ using DF = hn::ScalableTag<float>;
 using DU = hn::RebindToUnsigned<DF>;
 using VF = hn::Vec<DF>;
 
-constexpr std::int64_t max_lanes = HWY_MAX_BYTES / sizeof(float);
-constexpr int max_stages = 5;  // log2(max_lanes) + 1
+constexpr int max_stages = 4;  // log2 of the most lanes (16)
+static_assert(HWY_MAX_BYTES / sizeof(float) <= 16, "in-vector stage tables cover 16 lanes");
+
+// For stage s (h = 2^s): lane j ^ h, and the sign bit of lanes j with j & h.
+alignas(64) constexpr std::int32_t partner_lane[max_stages][16] = {
+    {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14},
+    {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13},
+    {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11},
+    {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}};
+constexpr std::uint32_t neg = 0x80000000u;
+alignas(64) constexpr std::uint32_t negate_lane[max_stages][16] = {
+    {0, neg, 0, neg, 0, neg, 0, neg, 0, neg, 0, neg, 0, neg, 0, neg},
+    {0, 0, neg, neg, 0, 0, neg, neg, 0, 0, neg, neg, 0, 0, neg, neg},
+    {0, 0, 0, 0, neg, neg, neg, neg, 0, 0, 0, 0, neg, neg, neg, neg},
+    {0, 0, 0, 0, 0, 0, 0, 0, neg, neg, neg, neg, neg, neg, neg, neg}};
 
 void fwht_row(float* x, std::int64_t n, const std::uint32_t* sign_bits, bool signs_after) {
   const DF df;
@@ -46,18 +59,12 @@ void fwht_row(float* x, std::int64_t n, const std::uint32_t* sign_bits, bool sig
   };
 
   // In-vector stages h = 1 .. lanes / 2: partner lane j ^ h, sign bit where j & h.
-  decltype(hn::SetTableIndices(df, static_cast<const std::int32_t*>(nullptr))) partner[max_stages];
+  decltype(hn::SetTableIndices(df, partner_lane[0])) partner[max_stages];
   VF negate[max_stages];
   int stages = 0;
   for (std::int64_t h = 1; h < lanes; h *= 2, ++stages) {
-    alignas(64) std::int32_t index[max_lanes];
-    alignas(64) std::uint32_t sign[max_lanes];
-    for (std::int64_t j = 0; j < lanes; ++j) {
-      index[j] = static_cast<std::int32_t>(j ^ h);
-      sign[j] = (j & h) ? 0x80000000u : 0u;
-    }
-    partner[stages] = hn::SetTableIndices(df, index);
-    negate[stages] = hn::BitCast(df, hn::Load(du, sign));
+    partner[stages] = hn::SetTableIndices(df, partner_lane[stages]);
+    negate[stages] = hn::BitCast(df, hn::Load(du, negate_lane[stages]));
   }
   for (std::int64_t i = 0; i < n; i += lanes) {
     VF v = hn::LoadU(df, x + i);
