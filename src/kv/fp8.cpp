@@ -90,12 +90,19 @@ std::int64_t check_head_scales(std::string_view fn, const tensor_view& x, std::s
   const std::int64_t heads[] = {x.size(0)};
   detail::check_shape(fn, "head_scales", head_scales, heads);
   detail::check_rows_dense(fn, "head_scales", head_scales);
-  std::vector<float> host(static_cast<std::size_t>(heads[0]));
-  copy(head_scales, tensor_view(host.data(), dtype::f32, {heads[0]}));
-  for (std::int64_t h = 0; h < heads[0]; ++h)
-    if (!usable_scale(host[std::size_t(h)]))
-      detail::fail(errc::invalid_argument, fn, "head_scales[", h, "] must be finite and > 0, got ",
-                   detail::float_text(host[std::size_t(h)]));
+  auto check_values = [&](const float* values) {
+    for (std::int64_t h = 0; h < heads[0]; ++h)
+      if (!usable_scale(values[h]))
+        detail::fail(errc::invalid_argument, fn, "head_scales[", h, "] must be finite and > 0, got ",
+                     detail::float_text(values[h]));
+  };
+  if (head_scales.where().kind == device_kind::cpu) {
+    check_values(static_cast<const float*>(head_scales.data()));
+  } else {  // one small copy to check device-resident scales
+    std::vector<float> host(static_cast<std::size_t>(heads[0]));
+    copy(head_scales, tensor_view(host.data(), dtype::f32, {heads[0]}));
+    check_values(host.data());
+  }
   return heads[0] ? detail::rows_of(x).rows / heads[0] : 0;
 }
 
