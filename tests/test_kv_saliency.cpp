@@ -6,6 +6,7 @@
 #include <cinch/cinch.hpp>
 #include <cinch/kv/saliency.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -111,6 +112,12 @@ TEST_CASE("choose_bits: counts, the tie rule, rows", "[kv][saliency]") {
   CHECK(bits_for({3, 1, 2}, 1.0, 4, 2) == std::vector<std::uint8_t>{2, 2, 2});
   CHECK(bits_for({3, 1, 2}, 0.5, 4, 2) == std::vector<std::uint8_t>{4, 2, 4});  // floor(1.5) = 1
   CHECK(bits_for({-0.0f, 0.0f, -1.0f}, 1.0 / 3, 4, 2) == std::vector<std::uint8_t>{4, 4, 2});
+  // Long rows: exactly floor(0.3 * T) low tokens, the least salient ones.
+  std::vector<float> ramp(100000);
+  for (std::size_t j = 0; j < ramp.size(); ++j) ramp[j] = float(j);
+  const std::vector<std::uint8_t> long_bits = bits_for(ramp, 0.3, 4, 2);
+  CHECK(std::count(long_bits.begin(), long_bits.end(), 2) == 30000);
+  CHECK(std::all_of(long_bits.begin(), long_bits.begin() + 30000, [](std::uint8_t b) { return b == 2; }));
   // Each row of [..., T] on its own.
   const std::vector<float> rows{1, 2, 3, /**/ 3, 2, 1};
   std::vector<std::uint8_t> bits(6);

@@ -149,7 +149,9 @@ void choose_bits(const tensor_view& saliency, double low_fraction, int high_bits
       if (std::isnan(sp[sr.row_offset(r) + j]))
         detail::fail(errc::invalid_argument, fn, "saliency must not hold NaN, got NaN at row ", r, " token ", j);
 
-  const std::int64_t low = std::min(tokens, static_cast<std::int64_t>(std::floor(low_fraction * double(tokens) + 1e-9)));
+  // A relative allowance of 1e-12 absorbs the product's rounding (0.7 of 10 is 7).
+  const std::int64_t low =
+      std::min(tokens, static_cast<std::int64_t>(std::floor(low_fraction * double(tokens) * (1.0 + 1e-12))));
   const std::int64_t high = tokens - low;
   detail::parallel_tasks(sr.rows, saliency.numel() * 8, [&](std::int64_t r) {
     const float* s = sp + sr.row_offset(r);

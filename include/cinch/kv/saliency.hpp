@@ -29,7 +29,8 @@ void accumulate_attention(const tensor_view& attn, const tensor_view& scores);
 // high-precision set is the top T - n_low by (saliency descending, index ascending),
 // so ties go to the lower index, as in every cinch selection: an eviction that
 // keeps the same count from the same scores keeps exactly those tokens.
-// low_fraction in [0, 1] (floor with a 1e-9 allowance, so 0.7 of 10 is 7);
+// low_fraction in [0, 1] (the count is floor(low_fraction * T), computed in double
+// with a relative 1e-12 allowance for rounding, so 0.7 of 10 is 7);
 // 1 <= low_bits <= high_bits <= 16; saliency must not hold NaN.
 void choose_bits(const tensor_view& saliency, double low_fraction, int high_bits, int low_bits,
                  const tensor_view& bits);
