@@ -15,16 +15,16 @@
 namespace cinch::tokens {
 
 struct inputs {
-  tensor_view features;        // [N, D] or [T, n, D]: hidden states or embeddings of the visual tokens
-  tensor_view keys;            // [N, dk] or [T, n, dk]: the similarity metric (e.g. head-mean keys);
-                               // methods that compare tokens use `features` when it is empty
-  tensor_view cls_attention;   // [N] or [T, n]: [CLS] attention per token, or the mean attention each
-                               // token receives for encoders without [CLS]
-  tensor_view text_attention;  // [R, N]: attention of R text queries (e.g. the last prompt token) over
-                               // the visual tokens, head-mean (tokens::attention_rows computes it)
-  tensor_view text_features;   // [Tt, D]: text hidden states (DART text pivots, SparseVLM raters)
-  tensor_view text_keys;       // [Tt, dk]: text keys (DART's pivot norms)
-  grid shape;                  // the token layout; needed by spatial and video methods
+  tensor_view features{};        // [N, D] or [T, n, D]: hidden states or embeddings of the visual tokens
+  tensor_view keys{};            // [N, dk] or [T, n, dk]: the similarity metric (e.g. head-mean keys);
+                                 // methods that compare tokens use `features` when it is empty
+  tensor_view cls_attention{};   // [N] or [T, n]: [CLS] attention per token, or the mean attention each
+                                 // token receives for encoders without [CLS]
+  tensor_view text_attention{};  // [R, N]: attention of R text queries (e.g. the last prompt token) over
+                                 // the visual tokens, head-mean (tokens::attention_rows computes it)
+  tensor_view text_features{};   // [Tt, D]: text hidden states (DART text pivots, SparseVLM raters)
+  tensor_view text_keys{};       // [Tt, dk]: text keys (DART's pivot norms)
+  grid shape{};                  // the token layout; needed by spatial and video methods
 };
 
 }  // namespace cinch::tokens
