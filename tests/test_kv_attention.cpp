@@ -123,8 +123,9 @@ double max_error(const std::vector<float>& out, const std::vector<float>& expect
 // Float tolerance against the double-precision result over the dequantized
 // cache: the kernels reorder f32 sums (blocks, lanes, splits) and fold the
 // scales into the query, so each score carries a relative error of a few
-// head_dim * 2^-24 and the output a few 1e-6 of max |v| (about 4 here).
-constexpr double tolerance = 2e-5;
+// head_dim * 2^-24 and the output about 1e-6 of max |v| (about 4 here;
+// measured at most 1.2e-6 on every target).
+constexpr double tolerance = 5e-6;
 
 void check_all_heads(const cache& c, attention_workspace* ws) {
   const int d = c.config().head_dim;

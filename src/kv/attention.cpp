@@ -59,6 +59,12 @@ int choose_splits(std::int64_t longest, int kv_heads, int capacity) {
   return int(std::min<std::int64_t>({wanted, by_length, capacity}));
 }
 
+// Where split `i` of `splits` starts in a head of n tokens: a multiple of 64, so
+// that kernels working in tiles of 64 tokens see aligned tiles.
+std::int64_t split_point(std::int64_t n, int i, int splits) noexcept {
+  return i == splits ? n : n * i / splits / 64 * 64;
+}
+
 // Merges a query head's partials into its output row, rotating rotated values back (H is its own inverse).
 void finish(const float* partials, int count, std::int64_t stride, int d, bool rotated, float* out) noexcept {
   ref::merge_partials(partials, count, stride, d, out);
@@ -117,7 +123,7 @@ void run(const cache& c, int layer, const tensor_view& q, const tensor_view& out
       std::copy_n(qp + (first + i) * q_row, d, rows + i * d);
       if (cfg.keys.rotate) ref::fwht(rows + i * d, d);  // <H q, H k> = <q, k>
     }
-    const std::int64_t begin = h.tokens * split / splits, end = h.tokens * (split + 1) / splits;
+    const std::int64_t begin = split_point(h.tokens, split, splits), end = split_point(h.tokens, split + 1, splits);
     if (splits == 1) {
       float local[stack_floats];
       k.attend(h, begin, end, rows, count, s, local, stride);

@@ -20,6 +20,7 @@ namespace cinch::kv {
 namespace {
 
 constexpr int max_head_dim = 1024;  // attention keeps a few head_dim rows per query head on the stack
+constexpr std::int64_t packed_slack = 16;
 
 const char* name_of(side role) { return role == side::keys ? "keys" : "values"; }
 
@@ -159,10 +160,18 @@ const cache::head& cache::at(const char* function, int layer, int head_index) co
 
 const format& cache::format_of(side role) const noexcept { return role == side::keys ? config_.keys : config_.values; }
 
+// Room for one more packed unit at the end of the used bytes; the buffer keeps
+// packed_slack zero bytes after them for the vector loads of the kernels.
+std::byte* cache::grow(stream& s, std::int64_t unit) {
+  s.packed.resize(std::size_t(s.packed_bytes + unit + packed_slack));
+  std::byte* at = s.packed.data() + s.packed_bytes;
+  s.packed_bytes += unit;
+  return at;
+}
+
 void cache::pack_token(stream& s, side role, const float* x) {
   const std::int64_t unit = unit_bytes(format_of(role), role, config_.head_dim);
-  s.packed.resize(s.packed.size() + std::size_t(unit));
-  encode_record(format_of(role), x, config_.head_dim, s.scale, s.packed.data() + s.packed.size() - std::size_t(unit));
+  encode_record(format_of(role), x, config_.head_dim, s.scale, grow(s, unit));
   ++s.packed_tokens;
 }
 
@@ -172,8 +181,7 @@ void cache::flush_keys(stream& s) {
   const std::int64_t d = config_.head_dim, unit = unit_bytes(f, side::keys, config_.head_dim);
   const int bits = kivi_bits(f.kind);
   for (std::int64_t first = 0; first < s.residual_tokens; first += f.group) {
-    s.packed.resize(s.packed.size() + std::size_t(unit));
-    std::byte* chunk = s.packed.data() + s.packed.size() - std::size_t(unit);
+    std::byte* chunk = grow(s, unit);
     auto* halves = reinterpret_cast<std::uint16_t*>(chunk);
     ref::quantize_per_channel_chunk(s.residual.data() + first * d, d, d, f.group, bits,
                                     reinterpret_cast<std::uint8_t*>(chunk + 4 * d), std::int64_t(f.group) * bits / 8,
@@ -313,7 +321,7 @@ std::span<const std::int32_t> cache::positions(int layer, int head_index) const 
 std::int64_t cache::bytes(int layer, int head_index) const {
   const head& h = at("kv::cache::bytes", layer, head_index);
   const std::int64_t row = 4 * std::int64_t(config_.head_dim);
-  return std::int64_t(h.keys.packed.size() + h.values.packed.size()) +
+  return h.keys.packed_bytes + h.values.packed_bytes +
          (h.keys.residual_tokens + h.values.residual_tokens) * row;
 }
 
@@ -330,7 +338,7 @@ void cache::reserve(std::int64_t tokens) {
     for (auto [s, role] : {std::pair{&h.keys, side::keys}, std::pair{&h.values, side::values}}) {
       const format& f = format_of(role);
       const std::int64_t per = is_kivi(f.kind) && role == side::keys ? f.group : 1;
-      s->packed.reserve(std::size_t((tokens + per - 1) / per * unit_bytes(f, role, config_.head_dim)));
+      s->packed.reserve(std::size_t((tokens + per - 1) / per * unit_bytes(f, role, config_.head_dim) + packed_slack));
     }
     h.positions.reserve(std::size_t(tokens));
   }

@@ -73,7 +73,8 @@ class cache {
 
  private:
   struct stream {
-    std::vector<std::byte> packed;
+    std::vector<std::byte> packed;  // packed_bytes in use, then zero bytes
+    std::int64_t packed_bytes = 0;
     std::vector<float> residual;    // room for the window: 2 * residual rows for sliding windows
     std::int64_t residual_begin = 0;  // first live row of `residual`
     std::int64_t residual_tokens = 0;
@@ -97,6 +98,7 @@ class cache {
   void calibrate(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count) const;
   void push(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count);
   void flush_keys(stream& s);
+  static std::byte* grow(stream& s, std::int64_t unit);
   void pack_token(stream& s, side role, const float* x);
   [[nodiscard]] stream_view view_of(const stream& s, side role, std::int64_t tokens) const;
 

@@ -100,6 +100,7 @@ enum class side : std::uint8_t { keys, values };
 //     covers tokens [i*group, (i+1)*group): u16 fp16 scales[head_dim], u16 fp16 mins[head_dim],
 //     then per channel c (channel-major) its group codes along the tokens, group * bits / 8 bytes.
 //   KIVI records and chunks are padded with zero bytes to a multiple of 4 bytes.
+//   At least 16 readable bytes follow the last unit (vector loads may read past a record).
 // residual: tokens [packed_tokens, tokens), f32 row-major [tokens - packed_tokens, head_dim].
 // Rotated streams store H x (H the orthonormal Sylvester-Hadamard matrix of
 // size head_dim) in both parts.
