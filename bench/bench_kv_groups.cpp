@@ -7,7 +7,7 @@
 //   hadamard:          4096 rows x 128 (a decode-sized head dimension), in place
 // Every benchmark reports in_bytes/s (bytes of f32 input per second, for dequantization
 // the f32 output) and vs_memcpy = that rate / the rate of std::memcpy of the same number
-// of bytes, measured in this process with the same thread count (best of 5). Runs use
+// of bytes, measured in this process with the same thread count (best of 20). Runs use
 // one thread and std::thread::hardware_concurrency() threads (cinch::set_threads);
 // one-thread runs are timed in thread CPU time, the others in wall time. The `ref`
 // runs force the scalar reference, for what the SIMD kernels buy.
@@ -131,7 +131,7 @@ double memcpy_rate(std::int64_t bytes, int threads) {
   static std::map<std::pair<std::int64_t, int>, double> rates;
   const auto key = std::make_pair(bytes, threads);
   auto it = rates.find(key);
-  if (it == rates.end()) it = rates.emplace(key, best_rate(threads, memcpy_workload(bytes, threads), 5)).first;
+  if (it == rates.end()) it = rates.emplace(key, best_rate(threads, memcpy_workload(bytes, threads), 20)).first;
   return it->second;
 }
 

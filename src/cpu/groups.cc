@@ -31,26 +31,26 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_TARGET != HWY_SCALAR
 
-// N codes (each < 2^Bits, in i32 lanes) packed into N * Bits / 8 bytes at out.
+// N codes (each < 2^Bits, in i32 lanes) packed into N * Bits / 8 bytes at out:
+// truncated to bytes, then neighbouring bytes merged by shifts within wider lanes.
 template <int Bits, class DI>
 HWY_INLINE void store_packed(DI, hn::Vec<DI> q, std::uint8_t* out) {
+  const hn::RebindToUnsigned<DI> du;
   const hn::Rebind<std::uint8_t, DI> d8;
-  const auto bytes = hn::DemoteTo(d8, q);
+  const auto bytes = hn::TruncateTo(d8, hn::BitCast(du, q));
   if constexpr (Bits == 8) {
     hn::StoreU(bytes, d8, out);
   } else if constexpr (Bits == 4) {
     const hn::Repartition<std::uint16_t, decltype(d8)> d16;  // lane: even | odd << 8
     const auto w = hn::BitCast(d16, bytes);
-    const auto packed = hn::And(hn::Or(w, hn::ShiftRight<4>(w)), hn::Set(d16, 0xFF));
     const hn::Rebind<std::uint8_t, decltype(d16)> dout;
-    hn::StoreU(hn::DemoteTo(dout, hn::BitCast(hn::RebindToSigned<decltype(d16)>(), packed)), dout, out);
+    hn::StoreU(hn::TruncateTo(dout, hn::Or(w, hn::ShiftRight<4>(w))), dout, out);
   } else {
     const hn::Repartition<std::uint32_t, decltype(d8)> d32;  // lane: four codes, one per byte
     const auto w = hn::BitCast(d32, bytes);
-    const auto packed = hn::And(hn::Or(hn::Or(w, hn::ShiftRight<6>(w)), hn::Or(hn::ShiftRight<12>(w), hn::ShiftRight<18>(w))),
-                                hn::Set(d32, 0xFF));
+    const auto packed = hn::Or(hn::Or(w, hn::ShiftRight<6>(w)), hn::Or(hn::ShiftRight<12>(w), hn::ShiftRight<18>(w)));
     const hn::Rebind<std::uint8_t, decltype(d32)> dout;
-    hn::StoreU(hn::DemoteTo(dout, hn::BitCast(hn::RebindToSigned<decltype(d32)>(), packed)), dout, out);
+    hn::StoreU(hn::TruncateTo(dout, packed), dout, out);
   }
 }
 
