@@ -17,6 +17,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <bit>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -124,10 +125,16 @@ struct group_scales {
   std::uint16_t m16[N];
 };
 
+// Scales d (and their inverses) of the group's lanes, and the lanes the fast path leaves to the reference.
 template <class M>
-HWY_INLINE void store_special(M m, group_scales& g) {
+HWY_INLINE void store_scales(hn::Vec<DF> d, M special, group_scales& g) {
+  const DF df;
   const DI di;
-  hn::StoreU(hn::VecFromMask(di, hn::RebindMask(di, m)), di, g.special);
+  hn::StoreU(hn::Div(hn::Set(df, 1.0f), d), df, g.id);
+  HWY_ALIGN float dv[N];
+  hn::StoreU(d, df, dv);
+  f32_to_f16(dv, g.d16, N);
+  hn::StoreU(hn::VecFromMask(di, hn::RebindMask(di, special)), di, g.special);
 }
 
 // q8_0: amax as the largest |x| bit pattern, which also exposes NaN and inf.
@@ -143,22 +150,18 @@ HWY_INLINE void scales_q8_0(const float* x, int blocks, group_scales& g) {
     amax[b] = m;
   }
   const VI bits = across_blocks(di, amax, [](VI a, VI b) { return hn::Max(a, b); });
-  const VF d = hn::Div(hn::BitCast(df, bits), hn::Set(df, 127.0f));
-  hn::StoreU(hn::Div(hn::Set(df, 1.0f), d), df, g.id);
-  HWY_ALIGN float dv[N];
-  hn::StoreU(d, df, dv);
-  f32_to_f16(dv, g.d16, N);
   const VI tiny_bits = hn::Set(di, static_cast<std::int32_t>(ref::bits_of(tiny)));
   const auto special = hn::Or(hn::Gt(bits, hn::Set(di, 0x7F7FFFFF)), hn::Lt(bits, tiny_bits));
-  hn::StoreU(hn::VecFromMask(di, special), di, g.special);
+  store_scales(hn::Div(hn::BitCast(df, bits), hn::Set(df, 127.0f)), hn::RebindMask(df, special), g);
 }
 
-// q4_0/q5_0/q4_1/q5_1: block max and min, and a sum that turns NaN if any value
-// is NaN or ±inf (or, harmlessly, if the finite values overflow it).
-template <bool Symmetric, int Bits>
-HWY_INLINE void scales_4_5(const float* x, int blocks, group_scales& g) {
+// q4_0/q5_0/iq4_nl (Divisor = -8, -16, -127: d = M / Divisor) and q4_1/q5_1
+// (Divisor = 15, 31: d = (max - min) / Divisor) from the blocks' max and min.
+template <bool Symmetric, int Divisor>
+HWY_INLINE void scales_extremes(const float* x, int blocks, group_scales& g) {
   const DF df;
-  VF hi[N], lo[N], sum[N];
+  VF hi[N], lo[N];
+  VF total = hn::Zero(df);  // NaN if a value is NaN or ±inf (or if finite values overflow it)
   for (int b = 0; b < N; ++b) {
     const float* xb = x + (b < blocks ? b : blocks - 1) * Q;
     VF v = hn::LoadU(df, xb);
@@ -171,40 +174,78 @@ HWY_INLINE void scales_4_5(const float* x, int blocks, group_scales& g) {
     }
     hi[b] = h;
     lo[b] = l;
-    sum[b] = s;
+    total = hn::Add(total, s);
   }
   const VF max = across_blocks(df, hi, [](VF a, VF b) { return hn::Max(a, b); });
   const VF min = across_blocks(df, lo, [](VF a, VF b) { return hn::Min(a, b); });
-  const VF total = across_blocks(df, sum, [](VF a, VF b) { return hn::Add(a, b); });
-  auto special = hn::Not(hn::IsFinite(total));
-  VF d;
+  // The smallest amax (or max - min) that keeps 1/d finite and d normal; iq4_nl's
+  // reference has its own zero-block threshold.
+  const VF floor = hn::Set(df, Divisor == -127 ? 1e-15f : tiny);
   if constexpr (Symmetric) {
     // M = the extreme of larger magnitude; on a tie (+a and -a) the first in
     // index order wins, which only the reference tracks.
     const VF neg_min = hn::Neg(min);
     const VF m = hn::IfThenElse(hn::Gt(max, neg_min), max, min);
-    special = hn::Or(special, hn::Or(hn::Eq(max, neg_min), hn::Lt(hn::Max(max, neg_min), hn::Set(df, tiny))));
-    d = hn::Div(m, hn::Set(df, -static_cast<float>(1 << (Bits - 1))));
+    const auto special = hn::Or(hn::Eq(max, neg_min), hn::Not(hn::Ge(hn::Max(max, neg_min), floor)));
+    store_scales(hn::Div(m, hn::Set(df, static_cast<float>(Divisor))), special, g);
   } else {
     const VF range = hn::Sub(max, min);
-    special = hn::Or(special, hn::Or(hn::Not(hn::IsFinite(range)), hn::Lt(range, hn::Set(df, tiny))));
+    auto special = hn::Or(hn::Not(hn::IsFinite(range)), hn::Lt(range, floor));
     special = hn::Or(special, hn::Eq(min, hn::Zero(df)));  // -0 or +0: which one is first
-    d = hn::Div(range, hn::Set(df, static_cast<float>((1 << Bits) - 1)));
+    store_scales(hn::Div(range, hn::Set(df, static_cast<float>(Divisor))), special, g);
     hn::StoreU(min, df, g.lo);
     f32_to_f16(g.lo, g.m16, N);
   }
-  hn::StoreU(hn::Div(hn::Set(df, 1.0f), d), df, g.id);
-  HWY_ALIGN float dv[N];
-  hn::StoreU(d, df, dv);
-  f32_to_f16(dv, g.d16, N);
-  store_special(special, g);
+  if (!hn::AllTrue(df, hn::IsFinite(total))) {
+    for (int b = 0; b < blocks; ++b)
+      for (int j = 0; j < Q; ++j)
+        if ((ref::bits_of(x[b * Q + j]) & 0x7F800000u) == 0x7F800000u) g.special[b] = 1;
+  }
+}
+
+// Truncating f32 -> i32 of values known to be in range: on x86 without the
+// overflow fix-up of Highway's ConvertTo (four more instructions per vector).
+HWY_INLINE VI trunc_in_range(VF v) {
+#if HWY_TARGET == HWY_AVX3
+  return VI{_mm512_cvttps_epi32(v.raw)};
+#elif HWY_TARGET == HWY_AVX2
+  return VI{_mm256_cvttps_epi32(v.raw)};
+#elif HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3
+  return VI{_mm_cvttps_epi32(v.raw)};
+#else
+  return hn::ConvertTo(DI(), v);
+#endif
 }
 
 // Round half away from zero: trunc(p + copysign(0.5 - 2^-25, p)) equals roundf(p)
 // for every float |p| <= 128 (checked exhaustively); here |p| <= 127 * (1 + 2^-22).
 HWY_INLINE VI round_q8(VF p) {
   const DF df;
-  return hn::ConvertTo(DI(), hn::Add(p, hn::CopySign(hn::Set(df, 0.49999997f), p)));
+  return trunc_in_range(hn::Add(p, hn::CopySign(hn::Set(df, 0.49999997f), p)));
+}
+
+// The little-endian f16 scale at the start of a block (Highway's targets are little-endian).
+HWY_INLINE void store_scale(std::uint8_t* at, std::uint16_t bits) {
+  static_assert(std::endian::native == std::endian::little);
+  std::memcpy(at, &bits, sizeof bits);
+}
+
+// The 32 int8 codes of a q8_0 block -> 32 bytes.
+HWY_INLINE void store_q8_codes(const VI* c, std::uint8_t* out) {
+#if HWY_TARGET == HWY_AVX3
+  // packs: per 128-bit lane, 4 codes of c[0] then 4 of c[1]; gather those dwords in order.
+  const __m512i w = _mm512_packs_epi32(c[0].raw, c[1].raw);
+  const __m512i b = _mm512_packs_epi16(w, w);
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_castsi512_si256(_mm512_permutexvar_epi32(order, b)));
+#elif HWY_TARGET == HWY_AVX2
+  const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(c[0].raw, c[1].raw), _mm256_packs_epi32(c[2].raw, c[3].raw));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(b, order));
+#else
+  const VI low_byte = hn::Set(DI(), 0xFF);  // two's complement bytes
+  for (int k = 0; k < V; ++k) store_bytes(hn::And(c[k], low_byte), out + k * N);
+#endif
 }
 
 // Nibble bytes: code j in bits 0-3, code j + 16 in bits 4-7 (codes already < 16).
@@ -224,10 +265,78 @@ HWY_INLINE std::uint32_t high_bits(const VI* c) {
   return qh;
 }
 
+#if HWY_TARGET != HWY_SCALAR
+// iq4_nl codes: the number of codebook midpoints (T[k] + T[k+1]) / 2 at or below
+// al, which equals ref::iq4_nl_nearest(al) for every non-NaN float (checked
+// exhaustively for |al| <= 200; |al| <= 127 * (1 + 2^-22) here).
+HWY_INLINE VI iq4_nl_codes(VF al) {
+  const DF df;
+  const DI di;
+  static constexpr float mid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
+                                     7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
+  VI c = hn::Zero(di);
+  for (float m : mid) c = hn::Sub(c, hn::VecFromMask(di, hn::RebindMask(di, hn::Ge(al, hn::Set(df, m)))));
+  return c;
+}
+
+// T[c] as floats: a byte table lookup of each code.
+HWY_INLINE VF iq4_nl_levels(VI c) {
+  const DI di;
+  const hn::Repartition<std::int8_t, DI> d8;
+  HWY_ALIGN static constexpr std::int8_t table[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                                       1,    13,   25,  38,  53,  69,  89,  113};
+  const VI looked_up = hn::BitCast(di, hn::TableLookupBytes(hn::LoadDup128(d8, table), hn::BitCast(d8, c)));
+  return hn::ConvertTo(DF(), hn::ShiftRight<24>(hn::ShiftLeft<24>(looked_up)));  // the low byte, sign-extended
+}
+
+// iq4_nl (the reference's ntry = -1 path): codes from d0 = M / -127, then
+// d = sum (w T x) / sum (w T^2) with w = x^2, both sums in index order as in the
+// reference, here run for the group's blocks side by side.
+HWY_INLINE void quantize_iq4_nl_group(const float* x, std::uint8_t* out, int blocks) {
+  const DF df;
+  group_scales g;
+  scales_extremes<true, -127>(x, blocks, g);
+  HWY_ALIGN float qx[N][Q], q2[N][Q];
+  for (int b = 0; b < blocks; ++b) {
+    const float* xb = x + b * Q;
+    std::uint8_t* ob = out + b * bytes_of<dtype::iq4_nl>;
+    if (g.special[b]) {
+      ref::quantize_block<dtype::iq4_nl>(xb, ob);
+      continue;
+    }
+    const VF id = hn::Set(df, g.id[b]);
+    VI c[V];
+    for (int k = 0; k < V; ++k) {
+      const VF v = hn::LoadU(df, xb + k * N);
+      c[k] = iq4_nl_codes(hn::Mul(id, v));
+      const VF q = iq4_nl_levels(c[k]);
+      const VF wq = hn::Mul(hn::Mul(v, v), q);
+      hn::Store(hn::Mul(wq, v), df, qx[b] + k * N);
+      hn::Store(hn::Mul(wq, q), df, q2[b] + k * N);
+    }
+    store_nibbles(c, ob + 2);
+  }
+  float sum_qx[N] = {}, sum_q2[N] = {};
+  for (int j = 0; j < Q; ++j)
+    for (int b = 0; b < blocks; ++b) {
+      sum_qx[b] = sum_qx[b] + qx[b][j];
+      sum_q2[b] = sum_q2[b] + q2[b][j];
+    }
+  for (int b = 0; b < blocks; ++b)
+    if (!g.special[b])
+      ref::ggml_detail::store_u16(out + b * bytes_of<dtype::iq4_nl>,
+                                  ref::f32_to_f16(sum_q2[b] > 0.0f ? sum_qx[b] / sum_q2[b] : 0.0f));
+}
+#endif
+
 template <dtype F>
 HWY_INLINE void quantize_group(const float* x, std::uint8_t* out, int blocks) {
   if constexpr (F == dtype::iq4_nl) {
+#if HWY_TARGET == HWY_SCALAR
     for (int b = 0; b < blocks; ++b) ref::quantize_block<F>(x + b * Q, out + b * bytes_of<F>);
+#else
+    quantize_iq4_nl_group(x, out, blocks);
+#endif
   } else {
     constexpr bool q8 = F == dtype::q8_0;
     constexpr bool symmetric = F == dtype::q4_0 || F == dtype::q5_0;
@@ -238,7 +347,7 @@ HWY_INLINE void quantize_group(const float* x, std::uint8_t* out, int blocks) {
     if constexpr (q8)
       scales_q8_0(x, blocks, g);
     else
-      scales_4_5<symmetric, bits>(x, blocks, g);
+      scales_extremes<symmetric, symmetric ? -(1 << (bits - 1)) : (1 << bits) - 1>(x, blocks, g);
 
     const VF offset = hn::Set(df, symmetric ? static_cast<float>(1 << (bits - 1)) + 0.5f : 0.5f);
     const VI top = hn::Set(di, (1 << bits) - 1);
@@ -250,21 +359,20 @@ HWY_INLINE void quantize_group(const float* x, std::uint8_t* out, int blocks) {
         continue;
       }
       const VF id = hn::Set(df, g.id[b]);
-      ref::ggml_detail::store_u16(ob, g.d16[b]);
+      store_scale(ob, g.d16[b]);
+      VI c[V];
       if constexpr (q8) {
-        const VI low_byte = hn::Set(di, 0xFF);  // int8 codes as two's complement bytes
-        for (int k = 0; k < V; ++k)
-          store_bytes(hn::And(round_q8(hn::Mul(hn::LoadU(df, xb + k * N), id)), low_byte), ob + 2 + k * N);
+        for (int k = 0; k < V; ++k) c[k] = round_q8(hn::Mul(hn::LoadU(df, xb + k * N), id));
+        store_q8_codes(c, ob + 2);
       } else {
         const VF lo = hn::Set(df, g.lo[b]);
-        VI c[V];
         for (int k = 0; k < V; ++k) {
           VF v = hn::LoadU(df, xb + k * N);
           if constexpr (!symmetric) v = hn::Sub(v, lo);
-          c[k] = hn::Min(hn::ConvertTo(di, hn::Add(hn::Mul(v, id), offset)), top);
+          c[k] = hn::Min(trunc_in_range(hn::Add(hn::Mul(v, id), offset)), top);
         }
         constexpr int qs = (symmetric ? 2 : 4) + (bits == 5 ? 4 : 0);
-        if constexpr (!symmetric) ref::ggml_detail::store_u16(ob + 2, g.m16[b]);
+        if constexpr (!symmetric) store_scale(ob + 2, g.m16[b]);
         if constexpr (bits == 5) {
           ref::ggml_detail::store_u32(ob + qs - 4, high_bits(c));
           for (int k = 0; k < V; ++k) c[k] = hn::And(c[k], hn::Set(di, 15));
