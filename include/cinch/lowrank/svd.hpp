@@ -1,0 +1,59 @@
+// Truncated SVD of a weight matrix: exact (Eigen's divide-and-conquer BDCSVD)
+// or randomized (Halko, Martinsson and Tropp 2011), and the choice between them.
+//
+// Exact: computed in double from the f32 input, so its error is the Eckart-Young
+// optimum sqrt(sum of the discarded sigma_i^2) to double rounding.
+// Randomized: a Gaussian sketch Y = W Omega of k + p columns (p = oversampling),
+// q power iterations Y = W orth(W^T orth(Y)) with re-orthonormalization between
+// the products (without it the small directions drown in rounding), then the
+// exact SVD of the small projection Q^T W. The large products run in f32 on the
+// lowrank GEMM kernel; the small factorizations in double.
+//
+// Signs are fixed so the output is the same wherever the method ran: the entry
+// of largest magnitude in every column of U is positive (the first, on ties),
+// and the matching row of V^T flips with it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cinch/core/tensor.hpp"
+
+namespace cinch::lowrank {
+
+enum class svd_method { automatic, exact, randomized };
+
+struct svd_options {
+  svd_method method = svd_method::automatic;
+  // Randomized SVD: extra sketch columns p and power iterations q. Measured on a
+  // slowly decaying spectrum sigma_i = (1 + i)^-0.3 (docs/lowrank.md): q matters far
+  // more than p; p = 10, q = 4 stays within 1 % of optimal for k up to n / 4.
+  std::int64_t oversampling = 10;
+  int power_iterations = 4;
+  std::uint64_t seed = 0;  // of the Gaussian sketch: equal seeds give equal results
+};
+
+struct svd_result {
+  tensor u;                    // [m, k] f32, orthonormal columns
+  std::vector<double> sigma;   // k singular values, descending
+  tensor vt;                   // [k, n] f32, orthonormal rows
+  svd_method method = svd_method::exact;  // the method that ran
+};
+
+// What svd_method::automatic runs for an m x n matrix at rank k: exact when the
+// matrix is small (min(m, n) <= 256) or the sketch would cover more than half of
+// min(m, n) (there the randomized error grows and its speed advantage shrinks),
+// randomized otherwise.
+[[nodiscard]] svd_method choose_svd_method(std::int64_t m, std::int64_t n, std::int64_t k,
+                                           const svd_options& options = {});
+
+// The rank-k truncated SVD of w: f32 [m, n] on the CPU, any strides, finite.
+// Throws errc::invalid_argument for k outside [1, min(m, n)], non-finite entries,
+// another dtype or device, negative oversampling or power iterations;
+// errc::shape_mismatch for a w that is not a matrix.
+[[nodiscard]] svd_result truncated_svd(const tensor_view& w, std::int64_t k, const svd_options& options = {});
+
+// All min(m, n) singular values of w (exact, double, descending); the same checks.
+[[nodiscard]] std::vector<double> singular_values(const tensor_view& w);
+
+}  // namespace cinch::lowrank

@@ -1,0 +1,242 @@
+// Truncated SVD: exact (Eigen BDCSVD in double) and randomized (Halko et al.),
+// plus the tensor <-> Eigen conversions the lowrank module shares.
+#include <Eigen/SVD>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <utility>
+
+#include "cinch/detail/checks.hpp"
+#include "cinch/lowrank/svd.hpp"
+#include "lowrank_linalg.hpp"
+
+namespace cinch::lowrank {
+namespace detail {
+
+void check_matrix(std::string_view fn, std::string_view name, const tensor_view& w) {
+  cinch::detail::check_device(fn, name, w, cpu_device);
+  cinch::detail::check_dtype(fn, name, w, dtype::f32);
+  if (w.rank() != 2)
+    cinch::detail::fail(errc::shape_mismatch, fn, name, " must be a matrix [rows, cols], got rank ", w.rank(), " ",
+                        w.shape());
+  if (w.size(0) < 1 || w.size(1) < 1)
+    cinch::detail::fail(errc::invalid_argument, fn, name, " must not be empty, got ", w.shape());
+  const auto m = w.as<const float, 2>();
+  for (std::int64_t i = 0; i < m.shape[0]; ++i)
+    for (std::int64_t j = 0; j < m.shape[1]; ++j)
+      if (!std::isfinite(m.data[i * m.strides[0] + j * m.strides[1]]))
+        cinch::detail::fail(errc::invalid_argument, fn, name, " must be finite, got ",
+                            std::isnan(m.data[i * m.strides[0] + j * m.strides[1]]) ? "NaN" : "inf", " at [", i, ", ",
+                            j, "]");
+}
+
+matd to_matd(const tensor_view& w) {
+  const auto m = w.as<const float, 2>();
+  matd out(m.shape[0], m.shape[1]);
+  for (std::int64_t j = 0; j < m.shape[1]; ++j)
+    for (std::int64_t i = 0; i < m.shape[0]; ++i) out(i, j) = m.data[i * m.strides[0] + j * m.strides[1]];
+  return out;
+}
+
+matf_rows to_matf_rows(const tensor_view& w) {
+  const auto m = w.as<const float, 2>();
+  matf_rows out(m.shape[0], m.shape[1]);
+  for (std::int64_t i = 0; i < m.shape[0]; ++i)
+    for (std::int64_t j = 0; j < m.shape[1]; ++j) out(i, j) = m.data[i * m.strides[0] + j * m.strides[1]];
+  return out;
+}
+
+tensor to_tensor(const matd& m) {
+  tensor t = tensor::empty({m.rows(), m.cols()}, dtype::f32);
+  float* p = t.data<float>();
+  for (Eigen::Index i = 0; i < m.rows(); ++i)
+    for (Eigen::Index j = 0; j < m.cols(); ++j) p[i * m.cols() + j] = static_cast<float>(m(i, j));
+  return t;
+}
+
+void check_svd_request(std::string_view fn, std::int64_t m, std::int64_t n, std::int64_t k, const svd_options& o) {
+  const std::int64_t limit = std::min(m, n);
+  if (k < 1 || k > limit)
+    cinch::detail::fail(errc::invalid_argument, fn, "rank must be in [1, min(m, n) = ", limit, "] for a ", m, " x ", n,
+                        " matrix, got ", k);
+  if (o.oversampling < 0)
+    cinch::detail::fail(errc::invalid_argument, fn, "svd_options::oversampling must be >= 0, got ", o.oversampling);
+  if (o.power_iterations < 0)
+    cinch::detail::fail(errc::invalid_argument, fn, "svd_options::power_iterations must be >= 0, got ",
+                        o.power_iterations);
+}
+
+namespace {
+
+// Column j of u gets its largest-magnitude entry positive (the first on ties);
+// column j of v flips with it.
+void fix_signs(matd& u, matd& v) {
+  for (Eigen::Index j = 0; j < u.cols(); ++j) {
+    Eigen::Index top = 0;
+    for (Eigen::Index i = 1; i < u.rows(); ++i)
+      if (std::abs(u(i, j)) > std::abs(u(top, j))) top = i;
+    if (u(top, j) < 0) {
+      u.col(j) = -u.col(j);
+      v.col(j) = -v.col(j);
+    }
+  }
+}
+
+svd_parts svd_exact(const matd& w, std::int64_t k) {
+  const Eigen::BDCSVD<matd> svd(w, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  svd_parts p{svd.matrixU().leftCols(k), svd.singularValues().head(k), svd.matrixV().leftCols(k), svd_method::exact};
+  fix_signs(p.u, p.v);
+  return p;
+}
+
+// Standard normal samples from a counter-based generator (splitmix64) and
+// Box-Muller, so a seed gives the same sketch with every standard library.
+class normal_stream {
+ public:
+  explicit normal_stream(std::uint64_t seed) : state_(seed) {}
+  float next() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    const double u1 = (double(bits() >> 11) + 1.0) * 0x1p-53;  // (0, 1]: log is finite
+    const double u2 = double(bits() >> 11) * 0x1p-53;
+    const double radius = std::sqrt(-2.0 * std::log(u1)), angle = 2.0 * std::numbers::pi * u2;
+    spare_ = float(radius * std::sin(angle));
+    has_spare_ = true;
+    return float(radius * std::cos(angle));
+  }
+
+ private:
+  std::uint64_t bits() {
+    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  std::uint64_t state_;
+  float spare_ = 0;
+  bool has_spare_ = false;
+};
+
+strided_matrix<const float> transposed(const matf_rows& m) { return as_strided(m).t(); }
+
+// Cholesky QR: the Gram matrix Y^T Y (f32 GEMM) is factored in double, R^T R = G,
+// and Y becomes Y R^-1. Returns false, leaving y alone, when G is not safely
+// positive definite: a pivot ratio below 2^-10 means cond(Y) near 1 / sqrt(u_f32),
+// where the f32 Gram matrix has lost the small directions.
+bool cholesky_qr_pass(matf_rows& y, matd& r) {
+  const std::int64_t l = y.cols();
+  matf_rows g(l, l);
+  multiply(as_strided(g), transposed(y), as_strided(std::as_const(y)));
+  const matd gd = (g.cast<double>() + g.cast<double>().transpose()) * 0.5;
+  const Eigen::LLT<matd> llt(gd);
+  if (llt.info() != Eigen::Success) return false;
+  const matd upper = llt.matrixU();
+  const vecd diag = upper.diagonal();
+  if (!(diag.minCoeff() > 0x1p-10 * diag.maxCoeff())) return false;
+  const matf_rows inverse = upper.triangularView<Eigen::Upper>().solve(matd::Identity(l, l)).cast<float>();
+  matf_rows q(y.rows(), l);
+  multiply(as_strided(q), as_strided(std::as_const(y)), as_strided(inverse));
+  y.swap(q);
+  r = upper;
+  return true;
+}
+
+// Makes the columns of y orthonormal in place with `passes` Cholesky QR passes
+// (Householder QR when a pass declines) and returns R with y_before = y R.
+matd orthonormalize(matf_rows& y, int passes) {
+  const Eigen::Index l = y.cols();
+  matd r = matd::Identity(l, l);
+  for (int pass = 0; pass < passes; ++pass) {
+    matd step;
+    if (!cholesky_qr_pass(y, step)) {
+      const Eigen::HouseholderQR<matf_rows> qr(y);
+      step = qr.matrixQR().topRows(l).triangularView<Eigen::Upper>().toDenseMatrix().cast<double>();
+      y = qr.householderQ() * matf_rows::Identity(y.rows(), l);
+      return step * r;
+    }
+    r = step * r;
+  }
+  return r;
+}
+
+svd_parts svd_randomized(const matf_rows& w, std::int64_t k, const svd_options& o) {
+  const std::int64_t m = w.rows(), n = w.cols();
+  const std::int64_t l = std::min(k + o.oversampling, std::min(m, n));
+  const auto wt = transposed(w);
+  matf_rows omega(n, l);
+  normal_stream normal(o.seed);
+  for (Eigen::Index i = 0; i < omega.size(); ++i) omega.data()[i] = normal.next();
+
+  matf_rows y(m, l), z(n, l);
+  multiply(as_strided(y), as_strided(w), as_strided(std::as_const(omega)));
+  orthonormalize(y, 1);
+  for (int it = 0; it < o.power_iterations; ++it) {
+    multiply(as_strided(z), wt, as_strided(std::as_const(y)));
+    orthonormalize(z, 1);
+    multiply(as_strided(y), as_strided(w), as_strided(std::as_const(z)));
+    orthonormalize(y, 1);
+  }
+  orthonormalize(y, 1);  // a second pass: Q must be orthonormal to working precision
+
+  // B = Q^T W, taken as B^T = W^T Q = Qb R; with R = Ur S Vr^T, W ~ Q B = (Q Vr) S (Qb Ur)^T.
+  multiply(as_strided(z), wt, as_strided(std::as_const(y)));
+  const matd r = orthonormalize(z, 2);
+  const Eigen::BDCSVD<matd> small(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
+  const matd q = y.cast<double>(), qb = z.cast<double>();
+  const matd vr = small.matrixV().leftCols(k), ur = small.matrixU().leftCols(k);
+  svd_parts p{product(q, vr), small.singularValues().head(k), product(qb, ur), svd_method::randomized};
+  fix_signs(p.u, p.v);
+  return p;
+}
+
+svd_method resolve(std::int64_t m, std::int64_t n, std::int64_t k, const svd_options& o) {
+  return o.method == svd_method::automatic ? choose_svd_method(m, n, k, o) : o.method;
+}
+
+}  // namespace
+
+svd_parts svd_of(std::string_view fn, const matd& w, std::int64_t k, const svd_options& options) {
+  check_svd_request(fn, w.rows(), w.cols(), k, options);
+  if (resolve(w.rows(), w.cols(), k, options) == svd_method::randomized)
+    return svd_randomized(w.cast<float>(), k, options);
+  return svd_exact(w, k);
+}
+
+svd_parts svd_of(std::string_view fn, const matf_rows& w, std::int64_t k, const svd_options& options) {
+  check_svd_request(fn, w.rows(), w.cols(), k, options);
+  if (resolve(w.rows(), w.cols(), k, options) == svd_method::randomized) return svd_randomized(w, k, options);
+  return svd_exact(w.cast<double>(), k);
+}
+
+vecd all_singular_values(const matd& w) { return Eigen::BDCSVD<matd>(w).singularValues(); }
+
+}  // namespace detail
+
+svd_method choose_svd_method(std::int64_t m, std::int64_t n, std::int64_t k, const svd_options& options) {
+  const std::int64_t small = std::min(m, n);
+  if (options.method != svd_method::automatic) return options.method;
+  if (small <= 256 || 2 * (k + options.oversampling) > small) return svd_method::exact;
+  return svd_method::randomized;
+}
+
+svd_result truncated_svd(const tensor_view& w, std::int64_t k, const svd_options& options) {
+  constexpr std::string_view fn = "lowrank::truncated_svd";
+  detail::check_matrix(fn, "w", w);
+  detail::check_svd_request(fn, w.size(0), w.size(1), k, options);
+  const detail::svd_parts p = choose_svd_method(w.size(0), w.size(1), k, options) == svd_method::randomized
+                                  ? detail::svd_of(fn, detail::to_matf_rows(w), k, options)
+                                  : detail::svd_of(fn, detail::to_matd(w), k, options);
+  return {detail::to_tensor(p.u), std::vector<double>(p.s.data(), p.s.data() + p.s.size()),
+          detail::to_tensor(p.v.transpose()), p.method};
+}
+
+std::vector<double> singular_values(const tensor_view& w) {
+  detail::check_matrix("lowrank::singular_values", "w", w);
+  const detail::vecd s = detail::all_singular_values(detail::to_matd(w));
+  return {s.data(), s.data() + s.size()};
+}
+
+}  // namespace cinch::lowrank
