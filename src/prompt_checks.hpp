@@ -22,7 +22,10 @@ namespace cinch::prompt::detail {
 // A finite vector of length `dim` (any non-zero length when dim is 0).
 [[nodiscard]] std::vector<float> checked_embedding(std::string_view fn, const embedder& e, std::string_view text,
                                                    std::size_t dim);
-// tok.encode(text) with its offsets checked against the tokenizer contract.
+// Throws unless tokens follow the tokenizer contract for `text` (ids in [0, vocab)
+// when vocab > 0).
+void check_tokens(std::string_view fn, std::string_view text, std::span<const token> tokens, std::int64_t vocab);
+// tok.encode(text), checked.
 [[nodiscard]] std::vector<token> checked_encode(std::string_view fn, const tokenizer& tok, std::string_view text);
 
 }  // namespace cinch::prompt::detail

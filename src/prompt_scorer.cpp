@@ -44,19 +44,22 @@ std::vector<float> checked_embedding(std::string_view fn, const embedder& e, std
   return v;
 }
 
-std::vector<token> checked_encode(std::string_view fn, const tokenizer& tok, std::string_view text) {
-  std::vector<token> tokens = tok.encode(text);
+void check_tokens(std::string_view fn, std::string_view text, std::span<const token> tokens, std::int64_t vocab) {
   std::size_t prev_end = 0;
-  const std::int64_t vocab = tok.vocab_size();
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     const token& t = tokens[i];
     if (t.begin > t.end || t.end > text.size() || t.begin < prev_end)
-      cinch::detail::fail(errc::invalid_argument, fn, "the tokenizer returned token ", i, " at bytes [", t.begin, ", ",
-                          t.end, "), which overlaps the previous token or leaves the ", text.size(), "-byte text");
-    if (t.id < 0 || t.id >= vocab)
-      cinch::detail::fail(errc::invalid_argument, fn, "the tokenizer returned id ", t.id, " outside [0, ", vocab, ")");
+      cinch::detail::fail(errc::invalid_argument, fn, "token ", i, " at bytes [", t.begin, ", ", t.end,
+                          ") overlaps the token before it or leaves the ", text.size(), "-byte text");
+    if (t.id < 0 || (vocab > 0 && t.id >= vocab))
+      cinch::detail::fail(errc::invalid_argument, fn, "token ", i, " has id ", t.id, " outside [0, ", vocab, ")");
     prev_end = t.end;
   }
+}
+
+std::vector<token> checked_encode(std::string_view fn, const tokenizer& tok, std::string_view text) {
+  std::vector<token> tokens = tok.encode(text);
+  check_tokens(fn, text, tokens, tok.vocab_size());
   return tokens;
 }
 

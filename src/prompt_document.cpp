@@ -1,0 +1,350 @@
+// Atoms, units, budget selection, rendering and settling on the re-tokenized
+// output: the machinery shared by every compressor.
+#include "prompt_document.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "cinch/core/error.hpp"
+#include "cinch/prompt/unicode.hpp"
+#include "cinch/prompt/utf8.hpp"
+#include "prompt_checks.hpp"
+
+namespace cinch::prompt::detail {
+namespace {
+
+bool all_space(std::string_view s) {
+  char32_t cp = 0;
+  for (std::size_t p = 0; p < s.size();) {
+    const int n = decode_utf8(s, p, cp);
+    if (n == 0 || !is_space(cp)) return false;
+    p += std::size_t(n);
+  }
+  return true;
+}
+
+// An order-preserving map from float to unsigned (for radix sorting).
+std::uint32_t ordered_bits(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// Sorts 64-bit keys ascending: LSD radix sort by bytes, skipping bytes every key shares.
+void radix_sort(std::vector<std::uint64_t>& keys) {
+  std::vector<std::uint64_t> tmp(keys.size());
+  std::uint64_t all_or = 0, all_and = ~std::uint64_t{0};
+  for (const std::uint64_t k : keys) all_or |= k, all_and &= k;
+  for (int shift = 0; shift < 64; shift += 8) {
+    if ((((all_or ^ all_and) >> shift) & 0xFF) == 0) continue;  // this byte is the same in every key
+    std::size_t count[257] = {};
+    for (const std::uint64_t k : keys) ++count[((k >> shift) & 0xFF) + 1];
+    for (int i = 0; i < 256; ++i) count[i + 1] += count[i];
+    for (const std::uint64_t k : keys) tmp[count[(k >> shift) & 0xFF]++] = k;
+    keys.swap(tmp);
+  }
+}
+
+}  // namespace
+
+std::int64_t resolve_target(std::string_view fn, const budget& b, std::int64_t origin) {
+  if (b.target_tokens) {
+    if (*b.target_tokens <= 0)
+      cinch::detail::fail(errc::invalid_argument, fn, "target_tokens must be > 0, got ", *b.target_tokens);
+    return std::min(*b.target_tokens, origin);
+  }
+  if (!(b.rate > 0 && b.rate <= 1))
+    cinch::detail::fail(errc::invalid_argument, fn, "rate must be in (0, 1], got ", std::to_string(b.rate));
+  return std::min<std::int64_t>(std::llround(b.rate * double(origin)), origin);
+}
+
+void check_text(std::string_view fn, std::string_view name, std::string_view text) {
+  const std::size_t bad = find_invalid_utf8(text);
+  if (bad != std::string_view::npos)
+    cinch::detail::fail(errc::invalid_argument, fn, name, " is not valid UTF-8 at byte ", bad);
+}
+
+document::document(std::string_view f, std::span<const part_spec> specs, std::span<const std::vector<token>> toks,
+                   const structure_options& structure, granularity level, std::string sep)
+    : fn(f), separator(std::move(sep)) {
+  build(specs, toks, structure, level);
+}
+
+document::document(std::string_view f, std::span<const part_spec> specs, const tokenizer& tok,
+                   const structure_options& structure, granularity level, std::string sep)
+    : fn(f), separator(std::move(sep)) {
+  std::vector<std::vector<token>> toks;
+  for (const part_spec& s : specs) toks.push_back(checked_encode(fn, tok, s.text));
+  build(specs, toks, structure, level);
+}
+
+void document::build(std::span<const part_spec> specs, std::span<const std::vector<token>> toks,
+                     const structure_options& structure, granularity level) {
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const std::string_view text = specs[i].text;
+    const std::vector<token>& local = toks[i];
+    part p{};
+    p.forced = specs[i].forced;
+    if (!text.empty() && !original.empty()) original += separator;
+    p.begin = original.size();
+    original += text;
+    p.end = original.size();
+    p.tok0 = std::int32_t(tokens.size());
+    p.atom0 = std::int32_t(atoms.size());
+    p.unit0 = std::int32_t(units.size());
+    for (const token& t : local) tokens.push_back({t.id, t.begin + p.begin, t.end + p.begin});
+    p.tok1 = std::int32_t(tokens.size());
+    if (!text.empty()) {
+      // Byte maps of protected bytes and of cuts that would split an escape.
+      std::vector<bool> prot(text.size(), p.forced), inside(text.size() + 1, false);
+      if (!p.forced) {
+        const structure_plan plan = analyze_structure(text, structure);
+        for (const text_range& r : plan.protect) std::fill(prot.begin() + std::ptrdiff_t(r.begin), prot.begin() + std::ptrdiff_t(r.end), true);
+        for (const text_range& r : plan.unbreakable)
+          for (std::size_t q = r.begin + 1; q < r.end; ++q) inside[q] = true;
+      }
+      auto close = [&](std::size_t b, std::size_t e, std::int32_t t0, std::int32_t t1) {
+        const bool forced = std::find(prot.begin() + std::ptrdiff_t(b), prot.begin() + std::ptrdiff_t(e), true) !=
+                            prot.begin() + std::ptrdiff_t(e);
+        atoms.push_back({b + p.begin, e + p.begin, t0 + p.tok0, t1 + p.tok0, forced || t0 == t1});
+      };
+      if (local.empty()) {
+        close(0, text.size(), 0, 0);  // text without tokens: kept as it is
+      } else {
+        std::size_t start = 0;
+        std::int32_t t0 = 0;
+        bool space_only = all_space(text.substr(0, local.size() > 1 ? local[1].begin : text.size()));
+        for (std::size_t t = 1; t < local.size(); ++t) {
+          const std::size_t at = local[t].begin;
+          const std::size_t own_end = t + 1 < local.size() ? local[t + 1].begin : text.size();
+          const bool can_cut = at > start && is_char_boundary(text, at) && !inside[at];
+          if (can_cut && (prot[at - 1] != prot[at] || !space_only)) {
+            close(start, at, t0, std::int32_t(t));
+            start = at, t0 = std::int32_t(t), space_only = true;
+          }
+          space_only = space_only && all_space(text.substr(at, own_end - at));
+        }
+        close(start, text.size(), t0, std::int32_t(local.size()));
+      }
+    }
+    p.atom1 = std::int32_t(atoms.size());
+    // Units: a new one at each level boundary and wherever forcing changes.
+    std::vector<std::size_t> starts;
+    if (level != granularity::token && !text.empty()) starts = unit_starts(text, level);
+    std::size_t next = 0;
+    for (std::int32_t a = p.atom0; a < p.atom1; ++a) {
+      const atom& x = atoms[std::size_t(a)];
+      bool boundary = a == p.atom0 || level == granularity::token || x.forced != atoms[std::size_t(a - 1)].forced;
+      while (next < starts.size() && starts[next] + p.begin <= x.begin) {
+        if (a > p.atom0 && starts[next] + p.begin > atoms[std::size_t(a - 1)].begin) boundary = true;
+        ++next;
+      }
+      if (boundary) units.push_back({a, a + 1, atom_tokens(x), x.forced, 0.0f});
+      else units.back().atom1 = a + 1, units.back().tokens += atom_tokens(x);
+    }
+    p.unit1 = std::int32_t(units.size());
+    order.push_back(std::int32_t(parts.size()));
+    parts.push_back(p);
+  }
+  scores.assign(tokens.size(), 0.0f);
+  reset_keep();
+}
+
+void document::score_units(aggregation how) {
+  for (unit& u : units) {
+    const std::int32_t t0 = atoms[std::size_t(u.atom0)].tok0, t1 = atoms[std::size_t(u.atom1 - 1)].tok1;
+    if (t0 == t1) {
+      u.score = 0;
+      continue;
+    }
+    double acc = how == aggregation::max ? -std::numeric_limits<double>::infinity() : 0.0;
+    for (std::int32_t t = t0; t < t1; ++t) {
+      const double s = scores[std::size_t(t)];
+      acc = how == aggregation::max ? std::max(acc, s) : acc + s;
+    }
+    u.score = how == aggregation::first ? scores[std::size_t(t0)]
+              : how == aggregation::max ? float(acc)
+                                        : float(acc / double(t1 - t0));
+  }
+}
+
+void document::force_digit_units() {
+  for (unit& u : units) {
+    const std::size_t b = atoms[std::size_t(u.atom0)].begin, e = atoms[std::size_t(u.atom1 - 1)].end;
+    for (std::size_t q = b; q < e && !u.forced; ++q) u.forced = original[q] >= '0' && original[q] <= '9';
+  }
+  reset_keep();
+}
+
+void document::reset_keep() {
+  keep.assign(units.size(), 0);
+  for (const part& p : parts)
+    if (!p.dropped)
+      for (std::int32_t u = p.unit0; u < p.unit1; ++u)
+        if (units[std::size_t(u)].forced) keep[std::size_t(u)] = units[std::size_t(u)].tokens;
+}
+
+std::int64_t document::kept_tokens() const {
+  std::int64_t n = 0;
+  for (const std::int32_t k : keep) n += k;
+  return n;
+}
+
+std::vector<std::int32_t> document::ranked(std::int32_t u0, std::int32_t u1) const {
+  // Keys (inverted ordered score, index): ascending order is score descending, index ascending.
+  std::vector<std::uint64_t> keys;
+  keys.reserve(std::size_t(u1 - u0));
+  for (const part& p : parts) {
+    if (p.dropped) continue;
+    for (std::int32_t u = std::max(p.unit0, u0); u < std::min(p.unit1, u1); ++u)
+      if (!units[std::size_t(u)].forced)
+        keys.push_back(std::uint64_t(~ordered_bits(units[std::size_t(u)].score)) << 32 | std::uint32_t(u));
+  }
+  radix_sort(keys);
+  std::vector<std::int32_t> out(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) out[i] = std::int32_t(keys[i] & 0xFFFFFFFFu);
+  return out;
+}
+
+std::int32_t document::prefix_tokens(std::int32_t u, std::int64_t limit) const {
+  std::int32_t acc = 0;
+  for (std::int32_t a = units[std::size_t(u)].atom0; a < units[std::size_t(u)].atom1; ++a) {
+    const std::int32_t n = atom_tokens(atoms[std::size_t(a)]);
+    if (acc + n > limit) break;
+    acc += n;
+  }
+  return acc;
+}
+
+std::int64_t document::add(std::span<const std::int32_t> best_first, std::int64_t amount, bool partial) {
+  std::int64_t rem = amount;
+  for (const std::int32_t u : best_first) {
+    if (rem <= 0) break;
+    const std::int32_t free = units[std::size_t(u)].tokens - keep[std::size_t(u)];
+    if (free > 0 && free <= rem) keep[std::size_t(u)] += free, rem -= free;
+  }
+  for (std::size_t i = 0; partial && rem > 0 && i < best_first.size(); ++i) {
+    const std::int32_t u = best_first[i];
+    const std::int32_t k = prefix_tokens(u, keep[std::size_t(u)] + rem);
+    if (k > keep[std::size_t(u)]) rem -= k - keep[std::size_t(u)], keep[std::size_t(u)] = k;
+  }
+  return amount - rem;
+}
+
+std::int64_t document::remove(std::span<const std::int32_t> best_first, std::int64_t amount, bool partial) {
+  std::int64_t rem = amount;
+  for (auto it = best_first.rbegin(); it != best_first.rend() && rem > 0; ++it) {
+    const std::int32_t k = keep[std::size_t(*it)];
+    if (k > 0 && k <= rem) keep[std::size_t(*it)] = 0, rem -= k;
+  }
+  for (auto it = best_first.rbegin(); partial && it != best_first.rend() && rem > 0; ++it) {
+    const std::int32_t k = keep[std::size_t(*it)];
+    if (k == 0) continue;
+    const std::int32_t shorter = prefix_tokens(*it, k - rem);
+    rem -= k - shorter;
+    keep[std::size_t(*it)] = shorter;
+  }
+  return amount - rem;
+}
+
+void document::drop_part(std::size_t p) {
+  parts[p].dropped = true;
+  for (std::int32_t u = parts[p].unit0; u < parts[p].unit1; ++u) keep[std::size_t(u)] = 0;
+}
+
+std::string document::render(std::vector<kept_span>* spans) const {
+  std::string out;
+  out.reserve(original.size());
+  for (const std::int32_t pi : order) {
+    const part& p = parts[std::size_t(pi)];
+    if (p.dropped) continue;
+    bool first = true;
+    for (std::int32_t u = p.unit0; u < p.unit1; ++u) {
+      const unit& x = units[std::size_t(u)];
+      std::int32_t budget = keep[std::size_t(u)];
+      for (std::int32_t a = x.atom0; a < x.atom1; ++a) {
+        const atom& at = atoms[std::size_t(a)];
+        const std::int32_t n = atom_tokens(at);
+        if (!x.forced) {
+          if (n > budget) break;
+          budget -= n;
+        }
+        if (first) {
+          if (!out.empty()) out += separator;
+          first = false;
+        }
+        if (spans) {
+          if (!spans->empty() && spans->back().end == at.begin && spans->back().out + (spans->back().end - spans->back().begin) == out.size())
+            spans->back().end = at.end;
+          else
+            spans->push_back({at.begin, at.end, out.size()});
+        }
+        out.append(original, at.begin, at.end - at.begin);
+      }
+    }
+  }
+  return out;
+}
+
+std::int64_t document::settle(const tokenizer& tok, std::int64_t target, bool partial) {
+  const std::vector<std::int32_t> best_first = ranked();
+  std::vector<std::int32_t> best_keep = keep;
+  std::int64_t best_count = -1;
+  for (int iter = 0; iter < 8; ++iter) {
+    const std::int64_t count = tok.count(render());
+    // Closest to the target; on a tie, the one under it.
+    const auto off = [&](std::int64_t c) { return std::pair(c > target ? c - target : target - c, c > target); };
+    if (best_count < 0 || off(count) < off(best_count)) best_keep = keep, best_count = count;
+    if (count == target) break;
+    const std::int64_t moved =
+        count > target ? remove(best_first, count - target, partial) : add(best_first, target - count, partial);
+    if (moved == 0) break;
+  }
+  keep = std::move(best_keep);
+  return best_count;
+}
+
+std::vector<bool> document::kept_token_mask() const {
+  std::vector<bool> kept(tokens.size(), false);
+  for (const part& p : parts) {
+    if (p.dropped) continue;
+    for (std::int32_t u = p.unit0; u < p.unit1; ++u) {
+      const unit& x = units[std::size_t(u)];
+      std::int32_t budget = keep[std::size_t(u)];
+      for (std::int32_t a = x.atom0; a < x.atom1; ++a) {
+        const atom& at = atoms[std::size_t(a)];
+        if (!x.forced) {
+          if (atom_tokens(at) > budget) break;
+          budget -= atom_tokens(at);
+        }
+        for (std::int32_t t = at.tok0; t < at.tok1; ++t) kept[std::size_t(t)] = true;
+      }
+    }
+  }
+  return kept;
+}
+
+result document::finish(std::int64_t origin_tokens, std::int64_t target, std::int64_t compressed) const {
+  result r;
+  r.text = render(&r.spans);
+  r.origin_tokens = origin_tokens;
+  r.compressed_tokens = compressed;
+  r.target_tokens = target;
+  r.rate = origin_tokens ? double(compressed) / double(origin_tokens) : 1.0;
+  r.ratio = compressed ? double(origin_tokens) / double(compressed)
+                       : (origin_tokens ? std::numeric_limits<double>::infinity() : 1.0);
+  const std::vector<bool> kept = kept_token_mask();
+  std::vector<bool> forced(tokens.size(), false);
+  for (const unit& u : units)
+    if (u.forced)
+      for (std::int32_t t = atoms[std::size_t(u.atom0)].tok0; t < atoms[std::size_t(u.atom1 - 1)].tok1; ++t)
+        forced[std::size_t(t)] = true;
+  r.tokens.resize(tokens.size());
+  for (std::size_t t = 0; t < tokens.size(); ++t)
+    r.tokens[t] = {tokens[t].id, tokens[t].begin, tokens[t].end, scores[t], bool(kept[t]), bool(forced[t])};
+  return r;
+}
+
+}  // namespace cinch::prompt::detail
