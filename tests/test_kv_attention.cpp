@@ -78,6 +78,7 @@ std::vector<format> formats_for(int d) {
       out.push_back(format{s});
   out.push_back(format::kivi(4, 16, 32));
   out.push_back(format::kivi(2, 8, 16));
+  out.push_back(format::kivi(8, 8, 16));
   out.push_back(format{d % 32 == 0 ? scheme::q4_0 : scheme::int8, 32, 5});  // a sliding residual window
   format rotated = format::kivi(2, 16, 32);
   rotated.rotate = true;

@@ -306,7 +306,7 @@ TEST_CASE("KIVI configuration errors", "[kv][cache]") {
 
 TEST_CASE("KIVI windows: keys flush R tokens at once, values slide one token at a time", "[kv][cache]") {
   const int d = 16, G = 8, R = 16;
-  for (const int bits : {4, 2}) {
+  for (const int bits : {4, 2, 8}) {
     INFO("bits " << bits);
     const cache_config cfg = config_of(1, 1, d, format::kivi(bits, G, R), format::kivi(bits, G, R));
     const std::int64_t key_chunk = (4 * d + d * G * bits / 8 + 3) / 4 * 4, value_record = (4 * d / G + d * bits / 8 + 3) / 4 * 4;

@@ -114,17 +114,19 @@ V<D> to_float(D d, VI v) {
 #define CINCH_KIVI_SIMD (HWY_TARGET != HWY_SCALAR)
 
 #if CINCH_KIVI_SIMD
-// Codes [first, first + Lanes(d)) of an array packed lowest bits first, Bits in {2, 4};
+// Codes [first, first + Lanes(d)) of an array packed lowest bits first, Bits in {2, 4, 8};
 // first * Bits is a multiple of 8. Reads Lanes(d) bytes (the cache pads its buffers).
 template <int Bits, class D>
 auto unpack_codes(D d, const std::uint8_t* codes, std::int64_t first) {
   const hn::Rebind<std::uint8_t, D> d8;
   const auto v = hn::LoadU(d8, codes + first * Bits / 8);
-  if constexpr (Bits == 4) {
+  if constexpr (Bits == 8) {
+    return hn::PromoteTo(hn::RebindToUnsigned<D>(), v);
+  } else if constexpr (Bits == 4) {
     const auto lo = hn::And(v, hn::Set(d8, 15)), hi = hn::ShiftRight<4>(v);
     return hn::PromoteTo(hn::RebindToUnsigned<D>(), hn::InterleaveLower(d8, lo, hi));
   } else {
-    static_assert(Bits == 2, "2- or 4-bit codes");
+    static_assert(Bits == 2, "2-, 4- or 8-bit codes");
     const auto three = hn::Set(d8, 3);
     const auto a = hn::InterleaveLower(d8, hn::And(v, three), hn::And(hn::ShiftRight<2>(v), three));
     const auto b = hn::InterleaveLower(d8, hn::And(hn::ShiftRight<4>(v), three), hn::ShiftRight<6>(v));
@@ -398,9 +400,11 @@ void with_decoder(kv::scheme kind, Fn&& fn) {
     case kv::scheme::iq4_nl: return fn(ggml_decoder<dtype::iq4_nl>{});
     case kv::scheme::kivi4:
     case kv::scheme::kivi2:
+    case kv::scheme::kivi8:
 #if CINCH_KIVI_SIMD
       if constexpr (hn::MaxLanes(D()) >= 2) {
         if (kind == kv::scheme::kivi4) return fn(kivi_decoder<4>{});
+        if (kind == kv::scheme::kivi8) return fn(kivi_decoder<8>{});
         return fn(kivi_decoder<2>{});
       }
 #endif
@@ -481,6 +485,8 @@ void tile_scores(D d, const kv::stream_view& s, std::int64_t t0, std::int64_t t1
     if constexpr (hn::MaxLanes(D()) >= 2) {
       if (s.fmt.kind == kv::scheme::kivi4)
         chunk_scores<4>(d, s, t0, t1, q, heads, scores);
+      else if (s.fmt.kind == kv::scheme::kivi8)
+        chunk_scores<8>(d, s, t0, t1, q, heads, scores);
       else
         chunk_scores<2>(d, s, t0, t1, q, heads, scores);
     }

@@ -27,7 +27,7 @@ const char* name_of(side role) { return role == side::keys ? "keys" : "values"; 
 void check_format(const format& f, side role, int head_dim) {
   constexpr std::string_view fn = "kv::cache";
   const char* what = name_of(role);
-  if (static_cast<int>(f.kind) > static_cast<int>(scheme::kivi2))
+  if (static_cast<int>(f.kind) > static_cast<int>(scheme::kivi8))
     detail::fail(errc::invalid_argument, fn, what, " format must be a kv::scheme, got value ", static_cast<int>(f.kind));
   if (f.residual < 0)
     detail::fail(errc::invalid_argument, fn, what, " residual must be >= 0, got ", f.residual);
@@ -113,7 +113,8 @@ void encode_record(const format& f, const float* x, int n, float fp8_scale, std:
     case scheme::q5_1: return encode_blocks<dtype::q5_1>(x, n, rec);
     case scheme::iq4_nl: return encode_blocks<dtype::iq4_nl>(x, n, rec);
     case scheme::kivi4:
-    case scheme::kivi2: {
+    case scheme::kivi2:
+    case scheme::kivi8: {
       const int groups = n / f.group;
       auto* halves = reinterpret_cast<std::uint16_t*>(rec);
       ref::quantize_per_token_row(x, n, f.group, kivi_bits(f.kind), reinterpret_cast<std::uint8_t*>(rec + 4 * groups),

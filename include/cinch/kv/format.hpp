@@ -27,7 +27,7 @@ enum class scheme : std::uint8_t {
   fp8_e4m3, fp8_e5m2,                    // one fp8 code per element, x = float(code) * head scale (vLLM)
   int8,                                  // symmetric absmax per token: f32 scale + head_dim int8 codes
   q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl,  // ggml blocks of 32 channels of one token, byte-exact
-  kivi4, kivi2,                          // KIVI asymmetric groups: keys per channel, values per token
+  kivi4, kivi2, kivi8,                   // KIVI asymmetric groups: keys per channel, values per token
 };
 
 [[nodiscard]] constexpr std::string_view to_string(scheme s) noexcept {
@@ -46,6 +46,7 @@ enum class scheme : std::uint8_t {
     case scheme::iq4_nl: return "iq4_nl";
     case scheme::kivi4: return "kivi4";
     case scheme::kivi2: return "kivi2";
+    case scheme::kivi8: return "kivi8";
   }
   return "invalid";
 }
@@ -63,9 +64,11 @@ enum class scheme : std::uint8_t {
   }
 }
 [[nodiscard]] constexpr bool is_ggml(scheme s) noexcept { return ggml_dtype(s) != dtype::f32; }
-[[nodiscard]] constexpr bool is_kivi(scheme s) noexcept { return s == scheme::kivi4 || s == scheme::kivi2; }
+[[nodiscard]] constexpr bool is_kivi(scheme s) noexcept {
+  return s == scheme::kivi4 || s == scheme::kivi2 || s == scheme::kivi8;
+}
 [[nodiscard]] constexpr bool is_fp8(scheme s) noexcept { return s == scheme::fp8_e4m3 || s == scheme::fp8_e5m2; }
-[[nodiscard]] constexpr int kivi_bits(scheme s) noexcept { return s == scheme::kivi4 ? 4 : 2; }
+[[nodiscard]] constexpr int kivi_bits(scheme s) noexcept { return s == scheme::kivi4 ? 4 : s == scheme::kivi8 ? 8 : 2; }
 
 struct format {
   scheme kind = scheme::f16;
@@ -75,9 +78,9 @@ struct format {
   float fp8_scale = 0.0f;  // fp8: the scale of every head; 0 = calibrate each head on its first append (vLLM:
                            // max|x| / 200 for keys, / 100 for values, over the finite values, 1 if all are 0)
 
-  // KIVI with its published defaults (G = 32, R = 128).
+  // KIVI with its published defaults (G = 32, R = 128); bits 2, 4 or 8 (anything else: 4).
   [[nodiscard]] static constexpr format kivi(int bits, int group = 32, int residual = 128) noexcept {
-    return {bits == 2 ? scheme::kivi2 : scheme::kivi4, group, residual, false, 0.0f};
+    return {bits == 2 ? scheme::kivi2 : bits == 8 ? scheme::kivi8 : scheme::kivi4, group, residual, false, 0.0f};
   }
   friend constexpr bool operator==(const format&, const format&) = default;
 };

@@ -126,7 +126,8 @@ CINCH_HOST_DEVICE inline float record_dot(const kv::stream_view& s, const std::b
     case kv::scheme::q5_1: return ad::ggml_dot<dtype::q5_1>(rec, q, n);
     case kv::scheme::iq4_nl: return ad::ggml_dot<dtype::iq4_nl>(rec, q, n);
     case kv::scheme::kivi4:
-    case kv::scheme::kivi2: {
+    case kv::scheme::kivi2:
+    case kv::scheme::kivi8: {
       const ad::value_record r = ad::value_record_of(s, rec);
       return per_token_dot(q, r.codes, r.scales, r.mins, n, s.fmt.group, kv::kivi_bits(s.fmt.kind));
     }
@@ -174,7 +175,8 @@ CINCH_HOST_DEVICE inline void record_axpy(const kv::stream_view& s, const std::b
     case kv::scheme::q5_1: return ad::ggml_axpy<dtype::q5_1>(rec, w, acc, n);
     case kv::scheme::iq4_nl: return ad::ggml_axpy<dtype::iq4_nl>(rec, w, acc, n);
     case kv::scheme::kivi4:
-    case kv::scheme::kivi2: {
+    case kv::scheme::kivi2:
+    case kv::scheme::kivi8: {
       const ad::value_record r = ad::value_record_of(s, rec);
       per_token_accumulate(w, r.codes, r.scales, r.mins, n, s.fmt.group, kv::kivi_bits(s.fmt.kind), acc);
       return;
