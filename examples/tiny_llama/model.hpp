@@ -48,6 +48,10 @@ class exact_store final : public kv_store {
   void attend(int layer, std::span<const float> q, std::span<float> out) override;
   [[nodiscard]] std::int64_t bytes() const override;
 
+  // Everything stored for `layer`, [tokens, n_kv_heads * head_dim] (llama.cpp's cache layout).
+  [[nodiscard]] std::span<const float> keys(int layer) const { return keys_[std::size_t(layer)]; }
+  [[nodiscard]] std::span<const float> values(int layer) const { return values_[std::size_t(layer)]; }
+
  private:
   config config_;
   std::vector<std::vector<float>> keys_, values_;  // per layer: [tokens, n_kv_heads, head_dim]

@@ -1,5 +1,4 @@
-// The cinch command-line tool. `cinch info` reports the build and the machine;
-// later modules add their own subcommands.
+// The cinch command-line tool: one subcommand per module (src/cli/<name>.cpp).
 #include <CLI/CLI.hpp>
 
 #include <cinch/cinch.hpp>
@@ -7,14 +6,14 @@
 #include <cstdio>
 #include <exception>
 
+#include "commands.hpp"
+
 int main(int argc, char** argv) {
   CLI::App app{"cinch: compression for LLM and VLM inference engines"};
   app.set_version_flag("--version", CINCH_VERSION_STRING);
   app.require_subcommand(1);
-
-  app.add_subcommand("info", "Version, compiled backends, the CPU target chosen and CUDA devices")->callback([] {
-    std::fputs(cinch::describe().c_str(), stdout);
-  });
+  cinch::cli::add_info_command(app);
+  cinch::cli::add_kv_command(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,11 @@
+// Subcommands of the cinch tool, one file each.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace cinch::cli {
+
+void add_info_command(CLI::App& app);
+void add_kv_command(CLI::App& app);
+
+}  // namespace cinch::cli
