@@ -269,13 +269,43 @@ HWY_INLINE std::uint32_t high_bits(const VI* c) {
 // iq4_nl codes: the number of codebook midpoints (T[k] + T[k+1]) / 2 at or below
 // al, which equals ref::iq4_nl_nearest(al) for every non-NaN float (checked
 // exhaustively for |al| <= 200; |al| <= 127 * (1 + 2^-22) here).
+constexpr float iq4_nl_mid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
+                                  7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
+
+#if HWY_TARGET == HWY_AVX3
+// 16 lanes hold all of T: a branchless binary search over the midpoints
+// (c += s where al >= mid[c + s - 1], s = 8, 4, 2, 1) and T[c] are lane lookups.
 HWY_INLINE VI iq4_nl_codes(VF al) {
   const DF df;
   const DI di;
-  static constexpr float mid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
-                                     7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
+  struct tables {
+    float probe[4][16];  // step i probes mid[c + s - 1], s = 8 >> i (past the end: never reached)
+  };
+  HWY_ALIGN static constexpr tables t = [] {
+    tables out{};
+    for (int i = 0; i < 4; ++i)
+      for (int c = 0; c < 16; ++c) out.probe[i][c] = c + (8 >> i) - 1 < 15 ? iq4_nl_mid[c + (8 >> i) - 1] : 1e30f;
+    return out;
+  }();
   VI c = hn::Zero(di);
-  for (float m : mid) c = hn::Sub(c, hn::VecFromMask(di, hn::RebindMask(di, hn::Ge(al, hn::Set(df, m)))));
+  for (int i = 0; i < 4; ++i) {
+    const VF probe = hn::TableLookupLanes(hn::Load(df, t.probe[i]), hn::IndicesFromVec(df, c));
+    c = hn::Add(c, hn::IfThenElseZero(hn::RebindMask(di, hn::Ge(al, probe)), hn::Set(di, 8 >> i)));
+  }
+  return c;
+}
+
+HWY_INLINE VF iq4_nl_levels(VI c) {
+  const DF df;
+  HWY_ALIGN static constexpr float table[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  return hn::TableLookupLanes(hn::Load(df, table), hn::IndicesFromVec(df, c));
+}
+#else
+HWY_INLINE VI iq4_nl_codes(VF al) {
+  const DF df;
+  const DI di;
+  VI c = hn::Zero(di);
+  for (float m : iq4_nl_mid) c = hn::Sub(c, hn::VecFromMask(di, hn::RebindMask(di, hn::Ge(al, hn::Set(df, m)))));
   return c;
 }
 
@@ -288,6 +318,7 @@ HWY_INLINE VF iq4_nl_levels(VI c) {
   const VI looked_up = hn::BitCast(di, hn::TableLookupBytes(hn::LoadDup128(d8, table), hn::BitCast(d8, c)));
   return hn::ConvertTo(DF(), hn::ShiftRight<24>(hn::ShiftLeft<24>(looked_up)));  // the low byte, sign-extended
 }
+#endif
 
 // iq4_nl (the reference's ntry = -1 path): codes from d0 = M / -127, then
 // d = sum (w T x) / sum (w T^2) with w = x^2, both sums in index order as in the
