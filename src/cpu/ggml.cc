@@ -8,10 +8,11 @@
 // extreme, so one IEEE division gives the group's scales exactly as the
 // reference's scalar division does; pass 2 writes the codes. Blocks the fast
 // path would not reproduce take the reference code itself: NaN or ±inf
-// anywhere, amax (or max - min) below 2^-100 (zero blocks, and 1/d overflowing),
-// q4_0/q5_0 blocks whose extremes +a and -a tie (the first one wins), q4_1/q5_1
-// blocks whose minimum is ±0 (the sign of m). iq4_nl quantizes with the
-// reference (its sums are sequential).
+// anywhere, amax (or max - min) below 2^-100 (zero blocks, and 1/d overflowing;
+// iq4_nl: below 1e-15), q4_0/q5_0/iq4_nl blocks whose extremes +a and -a tie
+// (the first one wins), q4_1/q5_1 blocks whose minimum is ±0 (the sign of m).
+// iq4_nl's two sums stay sequential, as in the reference, for the group's
+// blocks side by side.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/ggml.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -113,6 +114,29 @@ HWY_INLINE void f16_to_f32(const std::uint16_t* x, float* y, int n) {
 #endif
   for (; i < n; ++i) y[i] = ref::f16_to_f32(x[i]);
 }
+
+// The iq4_nl codebook T (from the reference) as floats and bytes, its midpoints
+// (T[k] + T[k+1]) / 2, and the midpoints each step of a binary search probes.
+// The codes are the number of midpoints at or below al = x/d0, which equals
+// ref::iq4_nl_nearest(al) for every non-NaN float (checked exhaustively for
+// |al| <= 200; here |al| <= 127 * (1 + 2^-22)).
+struct iq4_nl_tables {
+  HWY_ALIGN float value[16];
+  HWY_ALIGN std::int8_t byte[16];
+  float mid[15];
+  HWY_ALIGN float probe[4][16];  // step i (s = 8 >> i) probes mid[c + s - 1]; past the end never wins
+};
+constexpr iq4_nl_tables iq4_nl = [] {
+  iq4_nl_tables t{};
+  for (int c = 0; c < 16; ++c) {
+    t.value[c] = ref::iq4_nl_value(c);
+    t.byte[c] = static_cast<std::int8_t>(ref::iq4_nl_value(c));
+  }
+  for (int k = 0; k < 15; ++k) t.mid[k] = 0.5f * (t.value[k] + t.value[k + 1]);
+  for (int i = 0; i < 4; ++i)
+    for (int c = 0; c < 16; ++c) t.probe[i][c] = c + (8 >> i) - 1 < 15 ? t.mid[c + (8 >> i) - 1] : 1e30f;
+  return t;
+}();
 
 // ------------------------------------------------------------------ quantize
 
@@ -266,30 +290,15 @@ HWY_INLINE std::uint32_t high_bits(const VI* c) {
 }
 
 #if HWY_TARGET != HWY_SCALAR
-// iq4_nl codes: the number of codebook midpoints (T[k] + T[k+1]) / 2 at or below
-// al, which equals ref::iq4_nl_nearest(al) for every non-NaN float (checked
-// exhaustively for |al| <= 200; |al| <= 127 * (1 + 2^-22) here).
-constexpr float iq4_nl_mid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
-                                  7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
-
 #if HWY_TARGET == HWY_AVX3
 // 16 lanes hold all of T: a branchless binary search over the midpoints
 // (c += s where al >= mid[c + s - 1], s = 8, 4, 2, 1) and T[c] are lane lookups.
 HWY_INLINE VI iq4_nl_codes(VF al) {
   const DF df;
   const DI di;
-  struct tables {
-    float probe[4][16];  // step i probes mid[c + s - 1], s = 8 >> i (past the end: never reached)
-  };
-  HWY_ALIGN static constexpr tables t = [] {
-    tables out{};
-    for (int i = 0; i < 4; ++i)
-      for (int c = 0; c < 16; ++c) out.probe[i][c] = c + (8 >> i) - 1 < 15 ? iq4_nl_mid[c + (8 >> i) - 1] : 1e30f;
-    return out;
-  }();
   VI c = hn::Zero(di);
   for (int i = 0; i < 4; ++i) {
-    const VF probe = hn::TableLookupLanes(hn::Load(df, t.probe[i]), hn::IndicesFromVec(df, c));
+    const VF probe = hn::TableLookupLanes(hn::Load(df, iq4_nl.probe[i]), hn::IndicesFromVec(df, c));
     c = hn::Add(c, hn::IfThenElseZero(hn::RebindMask(di, hn::Ge(al, probe)), hn::Set(di, 8 >> i)));
   }
   return c;
@@ -297,15 +306,14 @@ HWY_INLINE VI iq4_nl_codes(VF al) {
 
 HWY_INLINE VF iq4_nl_levels(VI c) {
   const DF df;
-  HWY_ALIGN static constexpr float table[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-  return hn::TableLookupLanes(hn::Load(df, table), hn::IndicesFromVec(df, c));
+  return hn::TableLookupLanes(hn::Load(df, iq4_nl.value), hn::IndicesFromVec(df, c));
 }
 #else
 HWY_INLINE VI iq4_nl_codes(VF al) {
   const DF df;
   const DI di;
   VI c = hn::Zero(di);
-  for (float m : iq4_nl_mid) c = hn::Sub(c, hn::VecFromMask(di, hn::RebindMask(di, hn::Ge(al, hn::Set(df, m)))));
+  for (float m : iq4_nl.mid) c = hn::Sub(c, hn::VecFromMask(di, hn::RebindMask(di, hn::Ge(al, hn::Set(df, m)))));
   return c;
 }
 
@@ -313,9 +321,7 @@ HWY_INLINE VI iq4_nl_codes(VF al) {
 HWY_INLINE VF iq4_nl_levels(VI c) {
   const DI di;
   const hn::Repartition<std::int8_t, DI> d8;
-  HWY_ALIGN static constexpr std::int8_t table[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                       1,    13,   25,  38,  53,  69,  89,  113};
-  const VI looked_up = hn::BitCast(di, hn::TableLookupBytes(hn::LoadDup128(d8, table), hn::BitCast(d8, c)));
+  const VI looked_up = hn::BitCast(di, hn::TableLookupBytes(hn::LoadDup128(d8, iq4_nl.byte), hn::BitCast(d8, c)));
   return hn::ConvertTo(DF(), hn::ShiftRight<24>(hn::ShiftLeft<24>(looked_up)));  // the low byte, sign-extended
 }
 #endif
@@ -396,10 +402,9 @@ HWY_INLINE void quantize_group(const float* x, std::uint8_t* out, int blocks) {
         for (int k = 0; k < V; ++k) c[k] = round_q8(hn::Mul(hn::LoadU(df, xb + k * N), id));
         store_q8_codes(c, ob + 2);
       } else {
-        const VF lo = hn::Set(df, g.lo[b]);
         for (int k = 0; k < V; ++k) {
           VF v = hn::LoadU(df, xb + k * N);
-          if constexpr (!symmetric) v = hn::Sub(v, lo);
+          if constexpr (!symmetric) v = hn::Sub(v, hn::Set(df, g.lo[b]));
           c[k] = hn::Min(trunc_in_range(hn::Add(hn::Mul(v, id), offset)), top);
         }
         constexpr int qs = (symmetric ? 2 : 4) + (bits == 5 ? 4 : 0);
@@ -483,10 +488,7 @@ HWY_INLINE levels<F> decode(const std::uint8_t* block) {
 #else
     // T[c] with a 16-byte table lookup of each nibble.
     const hn::Rebind<std::int8_t, DF> d8;
-    const hn::Full128<std::int8_t> d16;
-    HWY_ALIGN static constexpr std::int8_t table[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                         1,    13,   25,  38,  53,  69,  89,  113};
-    const auto t = hn::Load(d16, table);
+    const auto t = hn::Load(hn::Full128<std::int8_t>(), iq4_nl.byte);
     for (int k = 0; k < V / 2; ++k) {
       const auto b = hn::LoadU(D8(), block + 2 + k * N);
       const auto lo = hn::BitCast(d8, hn::And(b, hn::Set(D8(), 15)));
