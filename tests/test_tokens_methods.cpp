@@ -297,8 +297,8 @@ TEST_CASE("DivPrune equals the naive max-min rescan", "[tokens][divprune]") {
   float first_distance = -1;
   for (std::int64_t i = 0; i < n; ++i) {
     float nearest = INFINITY;
-    for (std::int64_t j = 0; j < n; ++j)
-      if (j != i) nearest = std::min(nearest, 1.0f - s[std::size_t(i * n + j)]);
+    for (std::int64_t j = 0; j < n; ++j)  // the symmetric cosine: row lo, column hi
+      if (j != i) nearest = std::min(nearest, 1.0f - s[std::size_t(std::min(i, j) * n + std::max(i, j))]);
     if (nearest > first_distance) first_distance = nearest, first = i;
   }
   selected.push_back(first);

@@ -14,6 +14,7 @@
 #include <hwy/highway.h>
 
 #include <cstring>
+#include <type_traits>
 #include <limits>
 
 #include "cinch/ref/tokens.hpp"
@@ -200,6 +201,47 @@ void DotsArgmax(const float* a, const float* inv_a, std::int64_t m, const float*
   }
 }
 
+// The upper triangle only: tiles of rows [i, i + R) against column tiles that
+// reach past the rows; in each tile the lanes j > i give row maxima (reduced
+// per row) and column maxima (reduced over the tile's rows, then into col_best).
+void Nearest(const float* x, const float* inv, std::int64_t n, std::int64_t d, std::int64_t begin, std::int64_t end,
+             float* row_best, float* col_best) {
+  const DF df;
+  const DI di;
+  const VF lowest = hn::Set(df, -std::numeric_limits<float>::infinity());
+  const auto lane = hn::Iota(di, 0);
+  auto rows = [&](std::int64_t i, auto r_tag) {
+    constexpr int R = decltype(r_tag)::value;
+    for (std::int64_t j = (i / (2 * W)) * (2 * W); j < n; j += 2 * W) {
+      VF acc[R][2];
+      Tile<R>(x + (i / W) * W * d + i % W, x + j * d, x + (j + W) * d, d, acc);
+      const VF inv0 = hn::LoadU(df, inv + j), inv1 = hn::LoadU(df, inv + j + W);
+      VF col0 = lowest, col1 = lowest;
+      for (int r = 0; r < R; ++r) {
+        const VF ia = hn::Set(df, inv[i + r]);
+        // Lanes with column > row (and < n: padded columns have inv 0 and are cut below).
+        const auto row = hn::Set(di, static_cast<std::int32_t>(i + r - j));
+        const auto limit = hn::Set(di, static_cast<std::int32_t>(n - j));
+        const auto lane1 = hn::Add(lane, hn::Set(di, static_cast<std::int32_t>(W)));
+        const auto ok0 = hn::RebindMask(df, hn::And(hn::Gt(lane, row), hn::Lt(lane, limit)));
+        const auto ok1 = hn::RebindMask(df, hn::And(hn::Gt(lane1, row), hn::Lt(lane1, limit)));
+        const VF v0 = hn::IfThenElse(ok0, hn::Mul(hn::Mul(acc[r][0], ia), inv0), lowest);
+        const VF v1 = hn::IfThenElse(ok1, hn::Mul(hn::Mul(acc[r][1], ia), inv1), lowest);
+        const float top = hn::GetLane(hn::MaxOfLanes(df, hn::Max(v0, v1)));
+        row_best[i + r] = top > row_best[i + r] ? top : row_best[i + r];
+        col0 = hn::Max(col0, v0);
+        col1 = hn::Max(col1, v1);
+      }
+      hn::StoreU(hn::Max(hn::LoadU(df, col_best + j), col0), df, col_best + j);
+      hn::StoreU(hn::Max(hn::LoadU(df, col_best + j + W), col1), df, col_best + j + W);
+    }
+  };
+  std::int64_t i = begin;
+  for (; i < end && i % MR; ++i) rows(i, std::integral_constant<int, 1>());
+  for (; i + MR <= end; i += MR) rows(i, std::integral_constant<int, MR>());
+  for (; i < end; ++i) rows(i, std::integral_constant<int, 1>());
+}
+
 void RowArgmax(const float* s, std::int64_t ld, std::int64_t m, std::int64_t n, float* best, std::int64_t* index) {
   const DF df;
   const VF lowest = hn::Set(df, -std::numeric_limits<float>::infinity());
@@ -284,6 +326,10 @@ void DotsArgmax(const float* a, const float* inv_a, std::int64_t m, const float*
                 std::int64_t* index) {
   Ref().dots_argmax(a, inv_a, m, b, inv_b, n, d, skip, skip_offset, best, index);
 }
+void Nearest(const float* x, const float* inv, std::int64_t n, std::int64_t d, std::int64_t begin, std::int64_t end,
+             float* row_best, float* col_best) {
+  Ref().nearest(x, inv, n, d, begin, end, row_best, col_best);
+}
 void RowArgmax(const float* s, std::int64_t ld, std::int64_t m, std::int64_t n, float* best, std::int64_t* index) {
   Ref().row_argmax(s, ld, m, n, best, index);
 }
@@ -307,6 +353,7 @@ HWY_EXPORT(PackedRows);
 HWY_EXPORT(Pack);
 HWY_EXPORT(Dots);
 HWY_EXPORT(DotsArgmax);
+HWY_EXPORT(Nearest);
 HWY_EXPORT(RowArgmax);
 HWY_EXPORT(MergeRow);
 
@@ -327,6 +374,10 @@ void dots_argmax(const float* a, const float* inv_a, std::int64_t m, const float
                  std::int64_t* index) noexcept {
   HWY_DYNAMIC_DISPATCH(DotsArgmax)(a, inv_a, m, b, inv_b, n, d, skip, skip_offset, best, index);
 }
+void nearest(const float* x, const float* inv, std::int64_t n, std::int64_t d, std::int64_t begin, std::int64_t end,
+             float* row_best, float* col_best) noexcept {
+  HWY_DYNAMIC_DISPATCH(Nearest)(x, inv, n, d, begin, end, row_best, col_best);
+}
 void row_argmax(const float* s, std::int64_t ld, std::int64_t m, std::int64_t n, float* best,
                 std::int64_t* index) noexcept {
   HWY_DYNAMIC_DISPATCH(RowArgmax)(s, ld, m, n, best, index);
@@ -336,7 +387,8 @@ void merge_row(const float* x, const std::int64_t* offsets, const float* weights
   HWY_DYNAMIC_DISPATCH(MergeRow)(x, offsets, weights, count, divisor, d, out);
 }
 
-constexpr detail::token_kernels simd_table{panel_width, packed_rows, pack, dots, dots_argmax, row_argmax, merge_row};
+constexpr detail::token_kernels simd_table{panel_width, packed_rows, pack,      dots,
+                                           dots_argmax, nearest,     row_argmax, merge_row};
 
 }  // namespace
 }  // namespace cpu

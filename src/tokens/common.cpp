@@ -192,6 +192,35 @@ void dots_argmax(const packed& a, const packed& b, bool cosine, bool skip_self, 
                   });
 }
 
+std::vector<float> nearest(const packed& x) {
+  const cinch::detail::token_kernels& k = x.kernels();
+  const std::int64_t n = x.rows(), d = x.dim(), width = k.panel_width();
+  int chunks = 1;
+#if defined(_OPENMP)
+  if (double(n) * double(n) * double(d) > 4e5) chunks = omp_threads();
+#endif
+  // Row i costs n - i: chunk boundaries at equal shares of the triangle.
+  std::vector<std::int64_t> bounds(static_cast<std::size_t>(chunks + 1), n);
+  for (int c = 0; c < chunks; ++c) {
+    const double share = double(c) / double(chunks);
+    const auto b = std::int64_t(double(n) * (1.0 - std::sqrt(1.0 - share)));
+    bounds[std::size_t(c)] = std::min(n, b / width * width);
+  }
+  std::vector<std::vector<float>> rows(static_cast<std::size_t>(chunks)), cols(static_cast<std::size_t>(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int c = 0; c < chunks; ++c) {
+    rows[std::size_t(c)].assign(std::size_t(n), -INFINITY);
+    cols[std::size_t(c)].assign(std::size_t(k.packed_rows(n)), -INFINITY);
+    k.nearest(x.data(), x.inv(), n, d, bounds[std::size_t(c)], bounds[std::size_t(c + 1)], rows[std::size_t(c)].data(),
+              cols[std::size_t(c)].data());
+  }
+  std::vector<float> best(static_cast<std::size_t>(n), -INFINITY);
+  for (int c = 0; c < chunks; ++c)
+    for (std::int64_t i = 0; i < n; ++i)
+      best[std::size_t(i)] = std::max({best[std::size_t(i)], rows[std::size_t(c)][std::size_t(i)], cols[std::size_t(c)][std::size_t(i)]});
+  return best;
+}
+
 std::vector<std::int64_t> top_k_sorted(std::span<const float> scores, std::int64_t k) {
   std::vector<std::int64_t> out = top_k(scores, k);
   std::sort(out.begin(), out.end());

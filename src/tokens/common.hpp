@@ -89,6 +89,10 @@ void dots(const packed& a, const packed& b, bool cosine, float* out, std::int64_
 // Row-wise max and argmax of the same matrix, never formed; skip_self leaves j == i out.
 void dots_argmax(const packed& a, const packed& b, bool cosine, bool skip_self, float* best, std::int64_t* index);
 
+// ref::nearest of the packed rows: max over j != i of cos_sym(i, j), by halves of
+// the Gram matrix, threaded over row ranges of equal area.
+std::vector<float> nearest(const packed& x);
+
 // top_k over a vector (tokens::top_k), as an ascending index list.
 std::vector<std::int64_t> top_k_sorted(std::span<const float> scores, std::int64_t k);
 

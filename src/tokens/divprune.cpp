@@ -15,10 +15,8 @@ plan divprune(const inputs& in, std::int64_t keep) {
   const auto& k = cinch::detail::active_token_kernels();
   const detail::packed all(k, metric);
 
-  // First pick: the largest nearest-neighbour distance 1 - max_{j != i} cos.
-  std::vector<float> nearest(static_cast<std::size_t>(n));
-  std::vector<std::int64_t> unused(static_cast<std::size_t>(n));
-  detail::dots_argmax(all, all, true, true, nearest.data(), unused.data());
+  // First pick: the largest nearest-neighbour distance 1 - max_{j != i} cos_sym(i, j).
+  const std::vector<float> nearest = detail::nearest(all);
   std::int64_t pick = 0;
   for (std::int64_t i = 1; i < n; ++i)
     if (1.0f - nearest[std::size_t(i)] > 1.0f - nearest[std::size_t(pick)]) pick = i;

@@ -52,13 +52,23 @@ void ref_dots_argmax(const float* a, const float* inv_a, std::int64_t m, const f
   }
 }
 
+void ref_nearest(const float* x, const float* inv, std::int64_t n, std::int64_t d, std::int64_t begin,
+                 std::int64_t end, float* row_best, float* col_best) noexcept {
+  for (std::int64_t i = begin; i < end; ++i)
+    for (std::int64_t j = i + 1; j < n; ++j) {
+      const float c = ref::cosine_of(ref::dot(x + i * d, x + j * d, d), inv[i], inv[j]);
+      row_best[i] = c > row_best[i] ? c : row_best[i];
+      col_best[j] = c > col_best[j] ? c : col_best[j];
+    }
+}
+
 void ref_row_argmax(const float* s, std::int64_t ld, std::int64_t m, std::int64_t n, float* best,
                     std::int64_t* index) noexcept {
   for (std::int64_t i = 0; i < m; ++i) index[i] = ref::argmax(s + i * ld, n, best[i]);
 }
 
-constexpr token_kernels ref_table{ref_panel_width, ref_packed_rows, ref_pack,       ref_dots,
-                                  ref_dots_argmax, ref_row_argmax,  ref::merge_row};
+constexpr token_kernels ref_table{ref_panel_width, ref_packed_rows, ref_pack,          ref_dots,      ref_dots_argmax,
+                                  ref_nearest,     ref_row_argmax,  ref::merge_row};
 
 }  // namespace
 

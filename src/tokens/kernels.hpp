@@ -30,6 +30,12 @@ struct token_kernels {
   void (*dots_argmax)(const float* a, const float* inv_a, std::int64_t m, const float* b, const float* inv_b,
                       std::int64_t n, std::int64_t d, bool skip, std::int64_t skip_offset, float* best,
                       std::int64_t* index) noexcept;
+  // Rows [begin, end) of ref::nearest over the n packed rows: for i in the range
+  // and every j > i, row_best[i] and col_best[j] take the max of cos_sym(i, j).
+  // row_best holds n values, col_best packed_rows(n) (callers give each thread
+  // its own and combine with max, exactly); nearest(i) = max(row_best[i], col_best[i]).
+  void (*nearest)(const float* x, const float* inv, std::int64_t n, std::int64_t d, std::int64_t begin,
+                  std::int64_t end, float* row_best, float* col_best) noexcept;
   // ref::argmax of each of m rows of n values.
   void (*row_argmax)(const float* s, std::int64_t ld, std::int64_t m, std::int64_t n, float* best,
                      std::int64_t* index) noexcept;

@@ -10,6 +10,10 @@
 //   cosine(i, j)   (dot(x_i, y_j) * inv_norm(x_i)) * inv_norm(y_j)
 //                  two roundings, in that order; the metric is never normalized
 //                  in place, so the same dot product serves raw and cosine scores
+//   symmetric      cos_sym(i, j) = cosine with the lower index's norm first,
+//                  (dot(x_lo, x_hi) * inv_lo) * inv_hi, so that cos_sym(i, j) and
+//                  cos_sym(j, i) are one value and a Gram matrix can be computed
+//                  by halves; nearest(i) = max over j != i of cos_sym(i, j)
 //   argmax         the largest value, the lowest index among equal ones; NaN
 //                  never wins (a row of NaN only has index -1)
 //   merge          acc = 0; for each source s in the order given:
@@ -63,6 +67,19 @@ inline void cosine_matrix(const float* a, std::int64_t lda, std::int64_t m, cons
     const float ia = inv_norm(a + i * lda, d);
     for (std::int64_t j = 0; j < n; ++j)
       out[i * ldo + j] = cosine_of(dot(a + i * lda, b + j * ldb, d), ia, inv_norm(b + j * ldb, d));
+  }
+}
+
+// best[i] = max over j != i of cos_sym(x_i, x_j) (-inf when n = 1), rows x + i * ld.
+inline void nearest(const float* x, std::int64_t ld, std::int64_t n, std::int64_t d, float* best) noexcept {
+  for (std::int64_t i = 0; i < n; ++i) best[i] = -INFINITY;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float ii = inv_norm(x + i * ld, d);
+    for (std::int64_t j = i + 1; j < n; ++j) {
+      const float c = cosine_of(dot(x + i * ld, x + j * ld, d), ii, inv_norm(x + j * ld, d));
+      best[i] = c > best[i] ? c : best[i];
+      best[j] = c > best[j] ? c : best[j];
+    }
   }
 }
 
