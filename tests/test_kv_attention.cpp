@@ -6,6 +6,7 @@
 
 #include <cinch/core/backend.hpp>
 #include <cinch/kv/attention.hpp>
+#include <cinch/ref/attention.hpp>
 
 #include <cmath>
 #include <limits>
@@ -243,5 +244,51 @@ TEST_CASE("a NaN or inf key makes the query heads reading its head NaN, and only
       for (int i = 0; i < 2 * d; ++i) CHECK(std::isnan(out[std::size_t(i)]));
       for (int i = 2 * d; i < 4 * d; ++i) CHECK(std::isfinite(out[std::size_t(i)]));
     });
+  }
+}
+
+TEST_CASE("attention over an engine's own head views equals attention over the cache", "[kv][attention]") {
+  const int d = 32;
+  const cache c = filled_cache(format{scheme::q4_1}, format::kivi(4, 8, 16), d, 41);
+  const std::vector<float> q = random_values(std::size_t(8 * d), 42);
+  std::vector<float> a(q.size()), b(q.size());
+  attention_workspace ws(8, d);
+  const head_view views[] = {c.view(0, 0), c.view(0, 1), c.view(0, 2), c.view(0, 3)};
+  decode_attention(c, 0, tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(a.data(), dtype::f32, {8, d}), ws);
+  decode_attention(views, tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(b.data(), dtype::f32, {8, d}), ws);
+  CHECK(a == b);
+
+  require_error([&] { decode_attention(std::span<const head_view>(), tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(b.data(), dtype::f32, {8, d}), ws); },
+                errc::invalid_argument, {"kv::decode_attention", "at least one head view"});
+  head_view broken[] = {views[0], views[1]};
+  broken[1].values.packed_tokens = broken[1].tokens + 1;
+  require_error([&] { decode_attention(broken, tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(b.data(), dtype::f32, {8, d}), ws); },
+                errc::invalid_argument, {"heads[1]", "packed_tokens <= tokens"});
+  broken[1] = views[1];
+  broken[1].keys.head_dim = 16;
+  require_error([&] { decode_attention(broken, tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(b.data(), dtype::f32, {8, d}), ws); },
+                errc::invalid_argument, {"heads[1]", "head_dim 32"});
+  require_error([&] { decode_attention(views, tensor_view(q.data(), dtype::f32, {6, d}), tensor_view(b.data(), dtype::f32, {6, d}), ws); },
+                errc::shape_mismatch, {"multiple of kv_heads", "got [6, 32]"});
+}
+
+TEST_CASE("token_element reads back what dequantize gives, one element at a time", "[kv][attention]") {
+  const int d = 64;
+  for (const format& f : formats_for(d)) {
+    if (f.rotate) continue;  // dequantize also rotates back
+    INFO(name_of(f));
+    const cache c = filled_cache(f, f, d, 5);
+    for (int h = 0; h < 3; ++h) {
+      const std::int64_t n = c.tokens(0, h);
+      std::vector<float> k(std::size_t(n * d)), v(k.size());
+      c.dequantize(0, h, tensor_view(k.data(), dtype::f32, {n, d}), tensor_view(v.data(), dtype::f32, {n, d}));
+      const head_view hv = c.view(0, h);
+      bool same = true;
+      for (std::int64_t t = 0; t < n; ++t)
+        for (int i = 0; i < d; ++i)
+          same = same && cinch::ref::token_element(hv.keys, t, i) == k[std::size_t(t * d + i)] &&
+                 cinch::ref::token_element(hv.values, t, i) == v[std::size_t(t * d + i)];
+      CHECK(same);
+    }
   }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "attention_kernels.hpp"
+#include "cinch/core/tensor.hpp"
 #include "cinch/detail/checks.hpp"
 #include "cinch/ref/attention.hpp"
 #include "dispatch.hpp"
@@ -71,19 +72,15 @@ void finish(const float* partials, int count, std::int64_t stride, int d, bool r
   if (rotated) ref::fwht(out, d);
 }
 
-void run(const cache& c, int layer, const tensor_view& q, const tensor_view& out, attention_workspace* ws,
-         std::optional<float> scale) {
-  constexpr std::string_view fn = "kv::decode_attention";
-  const cache_config& cfg = c.config();
-  if (layer < 0 || layer >= cfg.layers)
-    detail::fail(errc::invalid_argument, fn, "layer must be in [0, ", cfg.layers, "), got ", layer);
-  for (auto [x, name] : {std::pair{&q, "q"}, std::pair{&out, "out"}}) {
-    detail::check_device(fn, name, *x, cpu_device);
-    detail::check_dtype(fn, name, *x, dtype::f32);
-  }
-  const int d = cfg.head_dim;
-  if (q.rank() != 2 || q.size(1) != d || q.size(0) < 1 || q.size(0) % cfg.kv_heads != 0) {
-    const std::int64_t example[] = {cfg.kv_heads, d};
+// Shared checks of q, out and scale for a layer of kv_heads heads of head_dim; returns the scale.
+float check_query(std::string_view fn, const tensor_view& q, const tensor_view& out, int kv_heads, int d,
+                  std::optional<float> scale) {
+  detail::check_device(fn, "out", out, q.where());
+  detail::require_backend(fn, q.where());
+  detail::check_dtype(fn, "q", q, dtype::f32);
+  detail::check_dtype(fn, "out", out, dtype::f32);
+  if (q.rank() != 2 || q.size(1) != d || q.size(0) < 1 || q.size(0) % kv_heads != 0) {
+    const std::int64_t example[] = {kv_heads, d};
     detail::fail(errc::shape_mismatch, fn, "q must be [n_heads, head_dim] with n_heads a multiple of kv_heads (e.g. ",
                  example, "), got ", q.shape());
   }
@@ -93,15 +90,21 @@ void run(const cache& c, int layer, const tensor_view& q, const tensor_view& out
   detail::check_output(fn, "out", out, {q});
   if (scale && !std::isfinite(*scale))
     detail::fail(errc::invalid_argument, fn, "scale must be finite, got ", std::to_string(*scale));
-  const float s = scale ? *scale : 1.0f / std::sqrt(float(d));
+  return scale ? *scale : 1.0f / std::sqrt(float(d));
+}
 
-  const int n_heads = int(q.size(0)), group = n_heads / cfg.kv_heads;
+// Host attention over kv_heads heads given by view_of(kvh): tasks of (KV head,
+// query heads sharing it, token split) over OpenMP threads, then the merge.
+template <class ViewOf>
+void run_host(ViewOf view_of, int kv_heads, int d, const tensor_view& q, const tensor_view& out,
+              attention_workspace* ws, float s) {
+  const int n_heads = int(q.size(0)), group = n_heads / kv_heads;
   const int sub = std::max(1, std::min(group, stack_floats / (d + 2)));  // query heads per task
   const int subgroups = (group + sub - 1) / sub;
   std::int64_t longest = 0;
-  for (int h = 0; h < cfg.kv_heads; ++h) longest = std::max(longest, c.tokens(layer, h));
-  const bool fits = ws && ws->query_heads() >= n_heads && ws->head_dim() >= d;
-  const int splits = choose_splits(longest, cfg.kv_heads * subgroups, fits ? ws->splits() : 1);
+  for (int h = 0; h < kv_heads; ++h) longest = std::max(longest, view_of(h).tokens);
+  const bool fits = ws && ws->where() == cpu_device && ws->query_heads() >= n_heads && ws->head_dim() >= d;
+  const int splits = choose_splits(longest, kv_heads * subgroups, fits ? ws->splits() : 1);
   const std::int64_t stride = d + 2;
 
   const detail::attention_kernels& k =
@@ -111,23 +114,23 @@ void run(const cache& c, int layer, const tensor_view& q, const tensor_view& out
   const std::int64_t q_row = q.stride(0), out_row = out.stride(0);
   float* partials = fits ? ws->partials() : nullptr;
 
-  const std::int64_t tasks = std::int64_t(cfg.kv_heads) * subgroups * splits;
+  const std::int64_t tasks = std::int64_t(kv_heads) * subgroups * splits;
   const bool parallel = tasks > 1 && longest * d * group >= 16384;
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (std::int64_t task = 0; task < tasks; ++task) {
     const int split = int(task % splits), sg = int(task / splits % subgroups), kvh = int(task / splits / subgroups);
-    const head_view h = c.view(layer, kvh);
+    const head_view h = view_of(kvh);
     const int first = kvh * group + sg * sub, count = std::min(sub, group - sg * sub);
     float rows[stack_floats];
     for (int i = 0; i < count; ++i) {
       std::copy_n(qp + (first + i) * q_row, d, rows + i * d);
-      if (cfg.keys.rotate) ref::fwht(rows + i * d, d);  // <H q, H k> = <q, k>
+      if (h.keys.fmt.rotate) ref::fwht(rows + i * d, d);  // <H q, H k> = <q, k>
     }
     const std::int64_t begin = split_point(h.tokens, split, splits), end = split_point(h.tokens, split + 1, splits);
     if (splits == 1) {
       float local[stack_floats];
       k.attend(h, begin, end, rows, count, s, local, stride);
-      for (int i = 0; i < count; ++i) finish(local + i * stride, 1, stride, d, cfg.values.rotate, op + (first + i) * out_row);
+      for (int i = 0; i < count; ++i) finish(local + i * stride, 1, stride, d, h.values.fmt.rotate, op + (first + i) * out_row);
     } else {
       k.attend(h, begin, end, rows, count, s, partials + (std::int64_t(first) * splits + split) * stride,
                splits * stride);
@@ -136,28 +139,78 @@ void run(const cache& c, int layer, const tensor_view& q, const tensor_view& out
   if (splits > 1) {
 #pragma omp parallel for schedule(static) if (parallel)
     for (int i = 0; i < n_heads; ++i)
-      finish(partials + std::int64_t(i) * splits * stride, splits, stride, d, cfg.values.rotate, op + i * out_row);
+      finish(partials + std::int64_t(i) * splits * stride, splits, stride, d, view_of(i / group).values.fmt.rotate,
+             op + i * out_row);
   }
 }
 
 }  // namespace
 
-attention_workspace::attention_workspace(int query_heads, int head_dim, int splits)
+attention_workspace::attention_workspace(int query_heads, int head_dim, int splits, device where)
     : query_heads_(query_heads), head_dim_(head_dim), splits_(splits > 0 ? splits : 4 * max_threads()) {
   constexpr std::string_view fn = "kv::attention_workspace";
   if (query_heads < 1) detail::fail(errc::invalid_argument, fn, "query_heads must be >= 1, got ", query_heads);
   if (head_dim < 1) detail::fail(errc::invalid_argument, fn, "head_dim must be >= 1, got ", head_dim);
-  partials_.resize(std::size_t(query_heads) * std::size_t(splits_) * std::size_t(head_dim + 2));
+  detail::require_backend(fn, where);
+  // Partials, then (on a GPU) room for one head_view per query head.
+  const std::int64_t floats = std::int64_t(query_heads) * splits_ * (head_dim + 2) +
+                              (where == cpu_device ? 0 : std::int64_t(query_heads) * std::int64_t(sizeof(head_view)) / 4 + 1);
+  storage_ = tensor::empty({floats}, dtype::f32, where);
 }
 
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
                       std::optional<float> scale) {
-  run(c, layer, q, out, nullptr, scale);
+  decode_attention(c, layer, q, out, nullptr, scale);
 }
 
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
                       attention_workspace& workspace, std::optional<float> scale) {
-  run(c, layer, q, out, &workspace, scale);
+  decode_attention(c, layer, q, out, &workspace, scale);
+}
+
+void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      attention_workspace* workspace, std::optional<float> scale) {
+  constexpr std::string_view fn = "kv::decode_attention";
+  const cache_config& cfg = c.config();
+  if (layer < 0 || layer >= cfg.layers)
+    detail::fail(errc::invalid_argument, fn, "layer must be in [0, ", cfg.layers, "), got ", layer);
+  detail::check_device(fn, "q", q, cpu_device);  // the cache lives in host memory
+  const float s = check_query(fn, q, out, cfg.kv_heads, cfg.head_dim, scale);
+  run_host([&](int h) { return c.view(layer, h); }, cfg.kv_heads, cfg.head_dim, q, out, workspace, s);
+}
+
+void decode_attention(std::span<const head_view> heads, const tensor_view& q, const tensor_view& out,
+                      attention_workspace& workspace, std::optional<float> scale) {
+  constexpr std::string_view fn = "kv::decode_attention";
+  if (heads.empty()) detail::fail(errc::invalid_argument, fn, "heads must hold at least one head view, got none");
+  const int d = heads[0].keys.head_dim;
+  for (std::size_t h = 0; h < heads.size(); ++h) {
+    const head_view& v = heads[h];
+    for (const stream_view* st : {&v.keys, &v.values})
+      if (st->head_dim != d || st->tokens != v.tokens || st->packed_tokens < 0 || st->packed_tokens > v.tokens ||
+          (st->packed_tokens > 0 && !st->packed) || (st->packed_tokens < v.tokens && !st->residual))
+        detail::fail(errc::invalid_argument, fn, "heads[", h,
+                     "] must describe its storage as kv::cache::view does (head_dim ", d,
+                     ", 0 <= packed_tokens <= tokens, storage for both parts)");
+  }
+  if (d < 1 || d > stack_floats / 8) detail::fail(errc::unsupported, fn, "head_dim must be in [1, 1024], got ", d);
+  const int kv_heads = int(heads.size());
+  const float s = check_query(fn, q, out, kv_heads, d, scale);
+  if (workspace.where() != q.where())
+    detail::fail(errc::invalid_argument, fn, "workspace must be on ", to_string(q.where()), " like q, got ",
+                 to_string(workspace.where()));
+#if CINCH_WITH_CUDA
+  if (q.where().kind == device_kind::cuda) {
+    if (workspace.query_heads() < q.size(0) || workspace.head_dim() < d)
+      detail::fail(errc::invalid_argument, fn, "workspace must be made for at least ", q.size(0), " query heads of ", d,
+                   " channels on the GPU, got ", workspace.query_heads(), " of ", workspace.head_dim());
+    cuda::decode_attention(heads.data(), kv_heads, static_cast<const float*>(q.data()), q.stride(0),
+                           static_cast<float*>(out.data()), out.stride(0), int(q.size(0)), s, workspace.splits(),
+                           workspace.partials(), q.where().index);
+    return;
+  }
+#endif
+  run_host([&](int h) { return heads[std::size_t(h)]; }, kv_heads, d, q, out, &workspace, s);
 }
 
 }  // namespace kv

@@ -23,3 +23,14 @@ const attention_kernels& ref_attention_kernels() noexcept;
 const attention_kernels& simd_attention_kernels() noexcept;
 
 }  // namespace cinch::detail
+
+namespace cinch::cuda {
+
+// Decode attention on a GPU (src/cuda/attention.cu), synchronous: heads[kv_heads]
+// views whose pointers are device memory; q, out [n_heads, head_dim] device rows;
+// workspace: device floats for n_heads * splits * (head_dim + 2) partials followed
+// by room for kv_heads head views. Splits tokens into up to `splits` ranges.
+void decode_attention(const kv::head_view* heads, int kv_heads, const float* q, std::int64_t q_row, float* out,
+                      std::int64_t out_row, int n_heads, float scale, int splits, float* workspace, int device);
+
+}  // namespace cinch::cuda

@@ -6,8 +6,9 @@
 
 #include <cstdint>
 #include <optional>
-#include <vector>
+#include <span>
 
+#include "cinch/core/tensor.hpp"
 #include "cinch/core/tensor_view.hpp"
 #include "cinch/kv/cache.hpp"
 
@@ -19,17 +20,19 @@ namespace cinch::kv {
 class attention_workspace {
  public:
   attention_workspace() = default;
-  // query_heads x splits partials of head_dim; splits <= 0 picks 4 x the OpenMP threads.
-  attention_workspace(int query_heads, int head_dim, int splits = 0);
+  // query_heads x splits partials of head_dim; splits <= 0 picks 4 x the OpenMP
+  // threads. On a CUDA device for attention over device-resident head views.
+  attention_workspace(int query_heads, int head_dim, int splits = 0, device where = cpu_device);
 
   [[nodiscard]] int query_heads() const noexcept { return query_heads_; }
   [[nodiscard]] int head_dim() const noexcept { return head_dim_; }
   [[nodiscard]] int splits() const noexcept { return splits_; }
-  [[nodiscard]] float* partials() noexcept { return partials_.data(); }
+  [[nodiscard]] device where() const noexcept { return storage_.where(); }
+  [[nodiscard]] float* partials() const noexcept { return storage_.data<float>(); }
 
  private:
   int query_heads_ = 0, head_dim_ = 0, splits_ = 0;
-  std::vector<float> partials_;
+  tensor storage_;
 };
 
 // q, out: [n_heads, head_dim] f32 (rows dense). n_heads must be a multiple of the
@@ -41,6 +44,16 @@ class attention_workspace {
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
                       std::optional<float> scale = std::nullopt);
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      attention_workspace& workspace, std::optional<float> scale = std::nullopt);
+// workspace may be null (no split-K).
+void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      attention_workspace* workspace, std::optional<float> scale = std::nullopt);
+
+// The same over head views an engine holds itself: heads[kv_heads] of one layer,
+// laid out as cinch/kv/format.hpp says (kv::cache::view gives them; an engine may
+// copy that storage to a GPU and point the views there). q, out and the workspace
+// on one device; for a CUDA device every pointer in the views is device memory.
+void decode_attention(std::span<const head_view> heads, const tensor_view& q, const tensor_view& out,
                       attention_workspace& workspace, std::optional<float> scale = std::nullopt);
 
 }  // namespace cinch::kv

@@ -219,6 +219,49 @@ CINCH_HOST_DEVICE inline void token_axpy(const kv::stream_view& s, std::int64_t 
   record_axpy(s, s.packed + t * s.unit_bytes, w, acc);
 }
 
+// Element c of token t, dequantized as token_axpy(s, t, 1, .) gives it (one at
+// a time: for kernels that spread a row's channels over threads).
+CINCH_HOST_DEVICE inline float token_element(const kv::stream_view& s, std::int64_t t, int c) noexcept {
+  namespace ad = attention_detail;
+  if (t >= s.packed_tokens) return s.residual[(t - s.packed_tokens) * s.head_dim + c];
+  if (s.per_channel()) {
+    const ad::key_chunk k = ad::key_chunk_of(s, t / s.fmt.group);
+    return per_channel_value(k.codes, k.channel_stride, k.scales, k.mins, kv::kivi_bits(s.fmt.kind), t % s.fmt.group, c);
+  }
+  const std::byte* rec = s.packed + t * s.unit_bytes;
+  const std::uint8_t* block = ad::bytes(rec) + c / ggml_block_values * info(kv::ggml_dtype(s.fmt.kind)).block_bytes;
+  const int j = c % ggml_block_values;
+  switch (s.fmt.kind) {
+    case kv::scheme::f32: {
+      float x;
+      std::memcpy(&x, rec + 4 * c, 4);
+      return x;
+    }
+    case kv::scheme::f16: return f16_to_f32(ad::halves(rec)[c]);
+    case kv::scheme::bf16: return bf16_to_f32(ad::halves(rec)[c]);
+    case kv::scheme::fp8_e4m3: return s.scale * e4m3_to_f32(ad::bytes(rec)[c]);
+    case kv::scheme::fp8_e5m2: return s.scale * e5m2_to_f32(ad::bytes(rec)[c]);
+    case kv::scheme::int8: {
+      float scale;
+      std::memcpy(&scale, rec, 4);
+      return scale * float(static_cast<std::int8_t>(rec[4 + c]));
+    }
+    case kv::scheme::q8_0: return ggml_detail::value(ggml_detail::decode<dtype::q8_0>(block), j);
+    case kv::scheme::q4_0: return ggml_detail::value(ggml_detail::decode<dtype::q4_0>(block), j);
+    case kv::scheme::q4_1: return ggml_detail::value(ggml_detail::decode<dtype::q4_1>(block), j);
+    case kv::scheme::q5_0: return ggml_detail::value(ggml_detail::decode<dtype::q5_0>(block), j);
+    case kv::scheme::q5_1: return ggml_detail::value(ggml_detail::decode<dtype::q5_1>(block), j);
+    case kv::scheme::iq4_nl: return ggml_detail::value(ggml_detail::decode<dtype::iq4_nl>(block), j);
+    case kv::scheme::kivi4:
+    case kv::scheme::kivi2:
+    case kv::scheme::kivi8: {
+      const ad::value_record r = ad::value_record_of(s, rec);
+      return per_token_value(r.codes, r.scales, r.mins, s.fmt.group, kv::kivi_bits(s.fmt.kind), c);
+    }
+  }
+  return std::numeric_limits<float>::quiet_NaN();
+}
+
 // The online-softmax pass over tokens [begin, end) of a head for one query
 // head (q already in the keys' basis): m = running max of the scores, sum =
 // sum_t exp(s_t - m), acc[head_dim] = sum_t exp(s_t - m) v_t, not normalized.
@@ -246,7 +289,8 @@ inline void attend_range(const kv::head_view& h, std::int64_t begin, std::int64_
 // Merges partial results of disjoint token ranges (as attend_range leaves
 // them, count of them, each of stride floats: m, sum, acc[head_dim]) into
 // out[c] = acc[c] / sum; ranges with sum = 0 hold no tokens. out = 0 if none do.
-inline void merge_partials(const float* partials, int count, std::int64_t stride, int head_dim, float* out) noexcept {
+CINCH_HOST_DEVICE inline void merge_partials(const float* partials, int count, std::int64_t stride, int head_dim,
+                                             float* out) noexcept {
   float m = -std::numeric_limits<float>::infinity();
   bool any = false;
   for (int i = 0; i < count; ++i) {
