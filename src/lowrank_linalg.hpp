@@ -55,8 +55,8 @@ struct svd_parts {
 // Throws through the public checks' messages (fn) for k outside [1, min(m, n)]
 // and bad options; runs `options.method`, resolving automatic.
 [[nodiscard]] svd_parts svd_of(std::string_view fn, const matd& w, std::int64_t k, const svd_options& options);
-// The same for an f32 row-major matrix: the randomized method uses it without a copy.
-[[nodiscard]] svd_parts svd_of(std::string_view fn, const matf_rows& w, std::int64_t k, const svd_options& options);
+// The same for a checked tensor view, copied once into the precision the method needs.
+[[nodiscard]] svd_parts svd_of(std::string_view fn, const tensor_view& w, std::int64_t k, const svd_options& options);
 void check_svd_request(std::string_view fn, std::int64_t m, std::int64_t n, std::int64_t k, const svd_options& options);
 
 // All singular values, exact.

@@ -205,10 +205,10 @@ svd_parts svd_of(std::string_view fn, const matd& w, std::int64_t k, const svd_o
   return svd_exact(w, k);
 }
 
-svd_parts svd_of(std::string_view fn, const matf_rows& w, std::int64_t k, const svd_options& options) {
-  check_svd_request(fn, w.rows(), w.cols(), k, options);
-  if (resolve(w.rows(), w.cols(), k, options) == svd_method::randomized) return svd_randomized(w, k, options);
-  return svd_exact(w.cast<double>(), k);
+svd_parts svd_of(std::string_view fn, const tensor_view& w, std::int64_t k, const svd_options& options) {
+  check_svd_request(fn, w.size(0), w.size(1), k, options);
+  if (resolve(w.size(0), w.size(1), k, options) == svd_method::randomized) return svd_randomized(to_matf_rows(w), k, options);
+  return svd_exact(to_matd(w), k);
 }
 
 vecd all_singular_values(const matd& w) { return Eigen::BDCSVD<matd>(w).singularValues(); }
@@ -225,10 +225,7 @@ svd_method choose_svd_method(std::int64_t m, std::int64_t n, std::int64_t k, con
 svd_result truncated_svd(const tensor_view& w, std::int64_t k, const svd_options& options) {
   constexpr std::string_view fn = "lowrank::truncated_svd";
   detail::check_matrix(fn, "w", w);
-  detail::check_svd_request(fn, w.size(0), w.size(1), k, options);
-  const detail::svd_parts p = choose_svd_method(w.size(0), w.size(1), k, options) == svd_method::randomized
-                                  ? detail::svd_of(fn, detail::to_matf_rows(w), k, options)
-                                  : detail::svd_of(fn, detail::to_matd(w), k, options);
+  const detail::svd_parts p = detail::svd_of(fn, w, k, options);
   return {detail::to_tensor(p.u), std::vector<double>(p.s.data(), p.s.data() + p.s.size()),
           detail::to_tensor(p.v.transpose()), p.method};
 }
