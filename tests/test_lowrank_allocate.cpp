@@ -50,10 +50,11 @@ TEST_CASE("lowrank::allocate_ranks spends the budget on the largest marginal los
   // A weight of 0 makes a layer's error free: it keeps rank 1.
   const std::vector<layer_spectrum> weighted{{2, 2, {10, 9}, 0.0}, {2, 2, {1, 0.5}}};
   CHECK(allocate_ranks(weighted, 12) == std::vector<std::int64_t>{1, 2});
-  // keep_ratio: of 2 x 16 dense parameters, 0.75 buys 3 ranks of 8 and 1.0 buys 4.
+  // keep_ratio: of 2 x 16 dense parameters, 0.75 buys 3 ranks of 8 and 1.0 buys 4
+  // (equal gains: the lower layer first).
   const std::vector<layer_spectrum> flat{{4, 4, {1, 1, 1, 1}}, {4, 4, {1, 1, 1, 1}}};
   CHECK(allocate_ranks(flat, keep_ratio{0.75}) == std::vector<std::int64_t>{2, 1});
-  CHECK(allocate_ranks(flat, keep_ratio{1.0}) == std::vector<std::int64_t>{2, 2});
+  CHECK(allocate_ranks(flat, keep_ratio{1.0}) == std::vector<std::int64_t>{3, 1});
 }
 
 TEST_CASE("lowrank::allocate_ranks is optimal when layers share m + n", "[lowrank][allocate]") {
