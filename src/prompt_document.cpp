@@ -152,8 +152,10 @@ void document::build(std::span<const part_spec> specs, std::span<const std::vect
   reset_keep();
 }
 
-void document::score_units(aggregation how) {
-  for (unit& u : units) {
+void document::score_units(aggregation how, std::int32_t u0, std::int32_t u1) {
+  if (u1 < 0) u1 = std::int32_t(units.size());
+  for (std::int32_t i = u0; i < u1; ++i) {
+    unit& u = units[std::size_t(i)];
     const std::int32_t t0 = atoms[std::size_t(u.atom0)].tok0, t1 = atoms[std::size_t(u.atom1 - 1)].tok1;
     if (t0 == t1) {
       u.score = 0;
@@ -261,29 +263,16 @@ std::string document::render(std::vector<kept_span>* spans) const {
     const part& p = parts[std::size_t(pi)];
     if (p.dropped) continue;
     bool first = true;
-    for (std::int32_t u = p.unit0; u < p.unit1; ++u) {
-      const unit& x = units[std::size_t(u)];
-      std::int32_t budget = keep[std::size_t(u)];
-      for (std::int32_t a = x.atom0; a < x.atom1; ++a) {
-        const atom& at = atoms[std::size_t(a)];
-        const std::int32_t n = atom_tokens(at);
-        if (!x.forced) {
-          if (n > budget) break;
-          budget -= n;
-        }
-        if (first) {
-          if (!out.empty()) out += separator;
-          first = false;
-        }
-        if (spans) {
-          if (!spans->empty() && spans->back().end == at.begin && spans->back().out + (spans->back().end - spans->back().begin) == out.size())
-            spans->back().end = at.end;
-          else
-            spans->push_back({at.begin, at.end, out.size()});
-        }
-        out.append(original, at.begin, at.end - at.begin);
+    for_each_kept_atom(p.unit0, p.unit1, [&](const atom& at) {
+      if (first && !out.empty()) out += separator;
+      first = false;
+      if (spans) {
+        kept_span* last = spans->empty() ? nullptr : &spans->back();
+        if (last && last->end == at.begin && last->out + (last->end - last->begin) == out.size()) last->end = at.end;
+        else spans->push_back({at.begin, at.end, out.size()});
       }
-    }
+      out.append(original, at.begin, at.end - at.begin);
+    });
   }
   return out;
 }
@@ -306,24 +295,10 @@ std::int64_t document::settle(const tokenizer& tok, std::int64_t target, bool pa
   return best_count;
 }
 
-std::vector<bool> document::kept_token_mask() const {
-  std::vector<bool> kept(tokens.size(), false);
-  for (const part& p : parts) {
-    if (p.dropped) continue;
-    for (std::int32_t u = p.unit0; u < p.unit1; ++u) {
-      const unit& x = units[std::size_t(u)];
-      std::int32_t budget = keep[std::size_t(u)];
-      for (std::int32_t a = x.atom0; a < x.atom1; ++a) {
-        const atom& at = atoms[std::size_t(a)];
-        if (!x.forced) {
-          if (atom_tokens(at) > budget) break;
-          budget -= atom_tokens(at);
-        }
-        for (std::int32_t t = at.tok0; t < at.tok1; ++t) kept[std::size_t(t)] = true;
-      }
-    }
-  }
-  return kept;
+void document::kept_tokens_of(std::int32_t u0, std::int32_t u1, std::vector<std::int32_t>& out) const {
+  for_each_kept_atom(u0, u1, [&](const atom& at) {
+    for (std::int32_t t = at.tok0; t < at.tok1; ++t) out.push_back(t);
+  });
 }
 
 result document::finish(std::int64_t origin_tokens, std::int64_t target, std::int64_t compressed) const {
@@ -335,7 +310,11 @@ result document::finish(std::int64_t origin_tokens, std::int64_t target, std::in
   r.rate = origin_tokens ? double(compressed) / double(origin_tokens) : 1.0;
   r.ratio = compressed ? double(origin_tokens) / double(compressed)
                        : (origin_tokens ? std::numeric_limits<double>::infinity() : 1.0);
-  const std::vector<bool> kept = kept_token_mask();
+  std::vector<std::int32_t> kept_ids;
+  for (const part& p : parts)
+    if (!p.dropped) kept_tokens_of(p.unit0, p.unit1, kept_ids);
+  std::vector<bool> kept(tokens.size(), false);
+  for (const std::int32_t t : kept_ids) kept[std::size_t(t)] = true;
   std::vector<bool> forced(tokens.size(), false);
   for (const unit& u : units)
     if (u.forced)

@@ -76,8 +76,8 @@ class document {
   std::vector<std::int32_t> order;  // the output order of parts
   std::vector<std::int32_t> keep;   // per unit: tokens kept (a prefix of its atoms)
 
-  // unit.score from the token scores.
-  void score_units(aggregation how);
+  // unit.score from the token scores, for units [u0, u1) (-1: to the end).
+  void score_units(aggregation how, std::int32_t u0 = 0, std::int32_t u1 = -1);
   // Forces every unit whose text holds a digit.
   void force_digit_units();
   // keep = all tokens of forced units (of parts not dropped), 0 elsewhere.
@@ -106,10 +106,31 @@ class document {
   [[nodiscard]] std::int32_t atom_tokens(const atom& a) const noexcept { return a.tok1 - a.tok0; }
   // Tokens of unit u's longest atom prefix holding at most `limit` tokens.
   [[nodiscard]] std::int32_t prefix_tokens(std::int32_t u, std::int64_t limit) const;
-  // Whether token t is kept.
-  [[nodiscard]] std::vector<bool> kept_token_mask() const;
+  // Appends the indices of the kept tokens of units [u0, u1).
+  void kept_tokens_of(std::int32_t u0, std::int32_t u1, std::vector<std::int32_t>& out) const;
+  // First token of unit u and one past its last.
+  [[nodiscard]] std::pair<std::int32_t, std::int32_t> token_range(std::int32_t u) const noexcept {
+    return {atoms[std::size_t(units[std::size_t(u)].atom0)].tok0, atoms[std::size_t(units[std::size_t(u)].atom1 - 1)].tok1};
+  }
 
  private:
+  // Calls f(atom) for each kept atom of units [u0, u1), in order.
+  template <class F>
+  void for_each_kept_atom(std::int32_t u0, std::int32_t u1, F&& f) const {
+    for (std::int32_t u = u0; u < u1; ++u) {
+      const unit& x = units[std::size_t(u)];
+      std::int32_t budget = keep[std::size_t(u)];
+      for (std::int32_t a = x.atom0; a < x.atom1; ++a) {
+        const atom& at = atoms[std::size_t(a)];
+        if (!x.forced) {
+          if (atom_tokens(at) > budget) break;
+          budget -= atom_tokens(at);
+        }
+        f(at);
+      }
+    }
+  }
+
   void build(std::span<const part_spec> specs, std::span<const std::vector<token>> tokens,
              const structure_options& structure, granularity level);
 };

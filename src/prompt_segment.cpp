@@ -185,9 +185,14 @@ std::vector<bool> sentence_starts(std::string_view text, const std::vector<word>
 
 std::vector<std::size_t> unit_starts(std::string_view text, granularity level) {
   if (level == granularity::token)
-    cinch::detail::fail(errc::invalid_argument, "prompt::unit_starts", "level must be word, phrase or sentence, got token");
-  const std::vector<word> words = words_of(text);
+    cinch::detail::fail(errc::invalid_argument, "prompt::unit_starts", "level must be word, phrase, sentence or line, got token");
   std::vector<std::size_t> out;
+  if (level == granularity::line) {
+    if (!text.empty()) out.push_back(0);
+    for (std::size_t p = text.find('\n', 1); p != std::string_view::npos; p = text.find('\n', p + 1)) out.push_back(p);
+    return out;
+  }
+  const std::vector<word> words = words_of(text);
   if (level == granularity::word) {
     for (const word& w : words) out.push_back(w.start);
     return out;

@@ -253,10 +253,9 @@ void markdown_ranges(std::string_view s, const structure_options& o, ranges& pro
     }
     if (s.substr(l.begin, l.end - l.begin).find_first_not_of(" \t\r") == std::string_view::npos) {
       l.kind = line_kind::blank;
-      add(prot, l.begin, l.end);
       continue;
     }
-    std::size_t body = p;
+    std::size_t body = l.begin;  // the line's text after its block marker
     if (p < l.end && s[p] == '#') {
       std::size_t q = p;
       while (q < l.end && s[q] == '#') ++q;
@@ -270,7 +269,7 @@ void markdown_ranges(std::string_view s, const structure_options& o, ranges& pro
       continue;
     } else if (p < l.end && s[p] == '>') {
       l.kind = line_kind::quote;
-      while (body < l.end && (s[body] == '>' || s[body] == ' ')) ++body;
+      for (body = p; body < l.end && (s[body] == '>' || s[body] == ' ');) ++body;
     } else if (const std::size_t m = list_marker(s, skip_indent(s, l.begin, l.end, 64), l.end);
                m != skip_indent(s, l.begin, l.end, 64)) {
       l.kind = line_kind::list;
@@ -294,10 +293,16 @@ void markdown_ranges(std::string_view s, const structure_options& o, ranges& pro
     }
     inline_ranges(s, body, l.end, prot);
   }
-  // Line breaks that carry structure: around blank lines and block lines.
-  for (std::size_t i = 0; i + 1 < lines.size(); ++i) {
-    const bool here = lines[i].kind != line_kind::paragraph, next = lines[i + 1].kind != line_kind::paragraph;
-    if (here || next) add(prot, lines[i].end, lines[i].end + 1);
+  // Line breaks that carry structure: those next to a block line, with any blank
+  // lines between them (blank lines between paragraphs of prose may go).
+  auto is_block = [&](std::size_t i) {
+    return i < lines.size() && lines[i].kind != line_kind::paragraph && lines[i].kind != line_kind::blank;
+  };
+  for (std::size_t i = 0; i + 1 < lines.size();) {
+    std::size_t j = i + 1;  // the next non-blank line
+    while (j < lines.size() && lines[j].kind == line_kind::blank) ++j;
+    if (is_block(i) || is_block(j)) add(prot, lines[i].end, j < lines.size() ? lines[j].begin : s.size());
+    i = j;
   }
 }
 

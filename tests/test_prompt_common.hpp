@@ -59,7 +59,7 @@ inline std::string moby_excerpt(std::size_t bytes, std::size_t from = 0) {
 // the needle only if it follows its scores.
 struct needle_fixture {
   std::string needle = " Bluetooth selfie hashtag Bitcoin podcasts smartphone emoji cryptocurrency.";
-  std::string question = "Which Nvidia Ethereum Pokemon fact mentions Bluetooth?";
+  std::string question = "Nvidia Ethereum Pokemon Bluetooth selfie hashtag?";
   std::set<std::int32_t> needle_ids, question_ids;
 
   needle_fixture() {

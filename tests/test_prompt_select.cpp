@@ -83,7 +83,8 @@ TEST_CASE("segment: words, phrases and sentences", "[prompt][select]") {
         strings{"Intro", "\n- item one", "\n- item two"});
   CHECK(segment("", granularity::word).empty());
   require_error([] { (void)unit_starts("x", granularity::token); }, errc::invalid_argument,
-                {"prompt::unit_starts", "level must be word, phrase or sentence, got token"});
+                {"prompt::unit_starts", "level must be word, phrase, sentence or line, got token"});
+  CHECK(pieces("def f():\n    return 1\n", granularity::line) == strings{"def f():", "\n    return 1", "\n"});
 }
 
 TEST_CASE("select: hand-checked budgets, ties, prefixes and thresholds", "[prompt][select]") {

@@ -15,6 +15,7 @@
 //   is a single letter or a common abbreviation (Mr, Dr, e.g, etc...); after
 //   。！？ without space; at blank lines; and before a line that opens a
 //   Markdown block (#, -, *, +, >, |, ```, "1.").
+// line: a line with the newline before it (the first line has none), for code.
 #pragma once
 
 #include <cstddef>
@@ -25,11 +26,11 @@
 
 namespace cinch::prompt {
 
-enum class granularity { token, word, phrase, sentence };
+enum class granularity { token, word, phrase, sentence, line };
 
 // The byte offsets where units of `level` start, ascending; 0 first for
-// non-empty text. level must be word, phrase or sentence (token units come from
-// a tokenizer: invalid_argument); invalid UTF-8 bytes count as punctuation.
+// non-empty text. level must not be token (token units come from a tokenizer:
+// invalid_argument); invalid UTF-8 bytes count as punctuation.
 [[nodiscard]] std::vector<std::size_t> unit_starts(std::string_view text, granularity level);
 
 // The units themselves, covering the text.
