@@ -201,6 +201,21 @@ void DotsArgmax(const float* a, const float* inv_a, std::int64_t m, const float*
   }
 }
 
+void PairDots(const float* a, const float* inv_a, const float* b, const float* inv_b, std::int64_t n, std::int64_t d,
+              float* out) {
+  const DF df;
+  for (std::int64_t p = 0; p < n; p += W) {
+    const float* pa = a + p * d;
+    const float* pb = b + p * d;
+    VF acc = hn::Zero(df);
+    for (std::int64_t k = 0; k < d; ++k) acc = hn::MulAdd(hn::LoadU(df, pa + k * W), hn::LoadU(df, pb + k * W), acc);
+    if (inv_a) acc = hn::Mul(hn::Mul(acc, hn::LoadU(df, inv_a + p)), hn::LoadU(df, inv_b + p));
+    alignas(64) float tmp[W];
+    hn::Store(acc, df, tmp);
+    std::memcpy(out + p, tmp, static_cast<std::size_t>(n - p < W ? n - p : W) * sizeof(float));
+  }
+}
+
 // The upper triangle only: tiles of rows [i, i + R) against column tiles that
 // reach past the rows; in each tile the lanes j > i give row maxima (reduced
 // per row) and column maxima (reduced over the tile's rows, then into col_best).
@@ -326,6 +341,10 @@ void DotsArgmax(const float* a, const float* inv_a, std::int64_t m, const float*
                 std::int64_t* index) {
   Ref().dots_argmax(a, inv_a, m, b, inv_b, n, d, skip, skip_offset, best, index);
 }
+void PairDots(const float* a, const float* inv_a, const float* b, const float* inv_b, std::int64_t n, std::int64_t d,
+              float* out) {
+  Ref().pair_dots(a, inv_a, b, inv_b, n, d, out);
+}
 void Nearest(const float* x, const float* inv, std::int64_t n, std::int64_t d, std::int64_t begin, std::int64_t end,
              float* row_best, float* col_best) {
   Ref().nearest(x, inv, n, d, begin, end, row_best, col_best);
@@ -353,6 +372,7 @@ HWY_EXPORT(PackedRows);
 HWY_EXPORT(Pack);
 HWY_EXPORT(Dots);
 HWY_EXPORT(DotsArgmax);
+HWY_EXPORT(PairDots);
 HWY_EXPORT(Nearest);
 HWY_EXPORT(RowArgmax);
 HWY_EXPORT(MergeRow);
@@ -374,6 +394,10 @@ void dots_argmax(const float* a, const float* inv_a, std::int64_t m, const float
                  std::int64_t* index) noexcept {
   HWY_DYNAMIC_DISPATCH(DotsArgmax)(a, inv_a, m, b, inv_b, n, d, skip, skip_offset, best, index);
 }
+void pair_dots(const float* a, const float* inv_a, const float* b, const float* inv_b, std::int64_t n, std::int64_t d,
+               float* out) noexcept {
+  HWY_DYNAMIC_DISPATCH(PairDots)(a, inv_a, b, inv_b, n, d, out);
+}
 void nearest(const float* x, const float* inv, std::int64_t n, std::int64_t d, std::int64_t begin, std::int64_t end,
              float* row_best, float* col_best) noexcept {
   HWY_DYNAMIC_DISPATCH(Nearest)(x, inv, n, d, begin, end, row_best, col_best);
@@ -387,8 +411,8 @@ void merge_row(const float* x, const std::int64_t* offsets, const float* weights
   HWY_DYNAMIC_DISPATCH(MergeRow)(x, offsets, weights, count, divisor, d, out);
 }
 
-constexpr detail::token_kernels simd_table{panel_width, packed_rows, pack,      dots,
-                                           dots_argmax, nearest,     row_argmax, merge_row};
+constexpr detail::token_kernels simd_table{panel_width, packed_rows, pack,    dots,       dots_argmax,
+                                           pair_dots,   nearest,     row_argmax, merge_row};
 
 }  // namespace
 }  // namespace cpu

@@ -93,6 +93,41 @@ void dots_argmax(const packed& a, const packed& b, bool cosine, bool skip_self, 
 // the Gram matrix, threaded over row ranges of equal area.
 std::vector<float> nearest(const packed& x);
 
+// cosine(a_i, b_i) for rows a_rows[i] and b_rows[i] of m.
+std::vector<float> pair_cosines(const matrix& m, std::span<const std::int64_t> a_rows,
+                                std::span<const std::int64_t> b_rows);
+
+// Density-peak clustering (DPC-kNN) of the given rows of m, as SparseVLM,
+// FastVID and HoliTom use it, without the references' random tie noise:
+//   distance  D_ij = ||x_i - x_j|| / sqrt(d)
+//   density   rho_i = exp(-mean of the k smallest D_ij^2 over j != i)
+//   delta     delta_i = min D_ij over the rows that rank above i (higher rho, or
+//             equal rho and a lower index); the top row takes max_j D_ij
+//   score     rho_i * delta_i
+struct density_peaks {
+  std::vector<float> score;                 // per row
+  std::vector<float> distance;              // n x n
+};
+density_peaks density_peaks_of(const matrix& m, std::span<const std::int64_t> rows, std::int64_t k);
+
+// The `clusters` rows of highest score are centres (ties toward the lower
+// index); every row joins its nearest centre (ties toward the lower centre).
+// Returns, per row, the position (in `rows`) of its centre.
+std::vector<std::int64_t> cluster_by_peaks(const density_peaks& peaks, std::int64_t clusters);
+
+// Union-find with path halving; the root of a set is its lowest member.
+class disjoint_sets {
+ public:
+  explicit disjoint_sets(std::int64_t n);
+  std::int64_t find(std::int64_t i) noexcept;
+  bool unite(std::int64_t a, std::int64_t b) noexcept;  // false if already joined
+  [[nodiscard]] std::int64_t count() const noexcept { return count_; }
+
+ private:
+  std::vector<std::int64_t> parent_;
+  std::int64_t count_;
+};
+
 // top_k over a vector (tokens::top_k), as an ascending index list.
 std::vector<std::int64_t> top_k_sorted(std::span<const float> scores, std::int64_t k);
 

@@ -52,6 +52,11 @@ void ref_dots_argmax(const float* a, const float* inv_a, std::int64_t m, const f
   }
 }
 
+void ref_pair_dots(const float* a, const float* inv_a, const float* b, const float* inv_b, std::int64_t n,
+                   std::int64_t d, float* out) noexcept {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = score(a, inv_a, i, b, inv_b, i, d);
+}
+
 void ref_nearest(const float* x, const float* inv, std::int64_t n, std::int64_t d, std::int64_t begin,
                  std::int64_t end, float* row_best, float* col_best) noexcept {
   for (std::int64_t i = begin; i < end; ++i)
@@ -67,8 +72,9 @@ void ref_row_argmax(const float* s, std::int64_t ld, std::int64_t m, std::int64_
   for (std::int64_t i = 0; i < m; ++i) index[i] = ref::argmax(s + i * ld, n, best[i]);
 }
 
-constexpr token_kernels ref_table{ref_panel_width, ref_packed_rows, ref_pack,          ref_dots,      ref_dots_argmax,
-                                  ref_nearest,     ref_row_argmax,  ref::merge_row};
+constexpr token_kernels ref_table{ref_panel_width, ref_packed_rows, ref_pack,       ref_dots,
+                                  ref_dots_argmax, ref_pair_dots,   ref_nearest,    ref_row_argmax,
+                                  ref::merge_row};
 
 }  // namespace
 

@@ -30,6 +30,10 @@ struct token_kernels {
   void (*dots_argmax)(const float* a, const float* inv_a, std::int64_t m, const float* b, const float* inv_b,
                       std::int64_t n, std::int64_t d, bool skip, std::int64_t skip_offset, float* best,
                       std::int64_t* index) noexcept;
+  // out[i] = dot(a_i, b_i), or cosine when inv_a and inv_b are given, for n
+  // rows packed alike.
+  void (*pair_dots)(const float* a, const float* inv_a, const float* b, const float* inv_b, std::int64_t n,
+                    std::int64_t d, float* out) noexcept;
   // Rows [begin, end) of ref::nearest over the n packed rows: for i in the range
   // and every j > i, row_best[i] and col_best[j] take the max of cos_sym(i, j).
   // row_best holds n values, col_best packed_rows(n) (callers give each thread

@@ -10,6 +10,7 @@
 //   cosine(i, j)   (dot(x_i, y_j) * inv_norm(x_i)) * inv_norm(y_j)
 //                  two roundings, in that order; the metric is never normalized
 //                  in place, so the same dot product serves raw and cosine scores
+//   pairs          pair_cosine(i) = cosine(x_i, y_i), row by row
 //   symmetric      cos_sym(i, j) = cosine with the lower index's norm first,
 //                  (dot(x_lo, x_hi) * inv_lo) * inv_hi, so that cos_sym(i, j) and
 //                  cos_sym(j, i) are one value and a Gram matrix can be computed
