@@ -94,7 +94,7 @@ void on_every_backend(Check check) {
 
 // ------------------------------------------------------------------ hand-computed blocks
 
-TEST_CASE("q8_0: d = amax/127, codes round half away from zero", "[kv][blocks]") {
+TEST_CASE("q8_0: d = amax/127 and codes round half away from zero", "[kv][blocks]") {
   // amax 127: d = 1 (f16 0x3C00), id = 1, so the codes are roundf(x) themselves.
   const std::vector<float> x = with_zeros({127, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, -126.5f, 0.49999997f, 3.4f, -3.6f});
   on_every_backend([&](const std::string& backend) {
@@ -105,7 +105,7 @@ TEST_CASE("q8_0: d = amax/127, codes round half away from zero", "[kv][blocks]")
   });
 }
 
-TEST_CASE("q8_0: codes use the f32 scale, values the f16 scale", "[kv][blocks]") {
+TEST_CASE("q8_0: codes use the f32 scale and values the f16 scale", "[kv][blocks]") {
   // amax 1: d = 1/127 in f32; id = 1/d rounds to exactly 127. Stored d = f16(1/127):
   // 2^-7 * (1 + 8/1024) = 0x2008 = 0.00787353515625.
   const std::vector<float> x = with_zeros({1.0f, 0.5f, -0.25f, -1.0f});
@@ -126,7 +126,7 @@ const std::vector<float> q4_0_x = {8,  -8, 0, 1, -1, 0.5f, -0.5f, 2.4f, -7.6f, 7
 const std::vector<std::uint8_t> q4_0_qs = {0x80, 0x4F, 0xC8, 0x37, 0xE9, 0x68, 0x89, 0x86,
                                            0x6F, 0xA0, 0x55, 0xBC, 0x12, 0xFE, 0x81, 0x8F};
 
-TEST_CASE("q4_0: d = M/-8, negative for M > 0, first index wins ties, -M clamps to 15", "[kv][blocks]") {
+TEST_CASE("q4_0: d = M/-8 is negative for M > 0 and the first index wins ties and -M clamps to 15", "[kv][blocks]") {
   std::vector<float> negated(q4_0_x);
   for (float& v : negated) v = -v;
   on_every_backend([&](const std::string& backend) {
@@ -141,7 +141,7 @@ TEST_CASE("q4_0: d = M/-8, negative for M > 0, first index wins ties, -M clamps 
   CHECK(y[7] == 2.0f);
 }
 
-TEST_CASE("q4_1: d = (max - min)/15, m = min", "[kv][blocks]") {
+TEST_CASE("q4_1: d = (max - min)/15 and m = min", "[kv][blocks]") {
   // min -1, max 14: d = 1, m = -1 (f16 0xBC00), code = trunc(x + 1 + 0.5) (dyadic values: exact).
   const std::vector<float> x = {-1, 14,     0,  0.5f, 3.25f, 6.5f,   6.375f, 13.375f, 13.625f, -0.625f, 2,    9.875f, 1.5f, 7, 11.5f, 12.25f,
                                 5,  -0.5f, 10.5f, 4.75f, 8.375f, 3, 0.125f, 12.875f, 1,       2.5f,    6,    9.5f,   11,   4, 7.5f,  13};
@@ -157,7 +157,7 @@ TEST_CASE("q4_1: d = (max - min)/15, m = min", "[kv][blocks]") {
   CHECK(y[4] == 3.0f);   // 4 * 1 - 1
 }
 
-TEST_CASE("q5_0: d = M/-16, qh holds bit 4 of each code", "[kv][blocks]") {
+TEST_CASE("q5_0: d = M/-16 and qh holds bit 4 of each code", "[kv][blocks]") {
   // M = -16 (index 0, tied with +16 at index 1): d = 1, code = min(31, trunc(x + 16.5)).
   const std::vector<float> x = {-16, 16, 0, 15.5f, 15.75f, -0.5f, 3, -3, 0.375f, -15.5f, 7.5f, -7.75f, 12, -12, 1, -1,
                                 8,   -8, 4.25f, -4.25f, 14, -14, 0.75f, -0.625f, 10.5f, -10.5f, 2, -2, 5.5f, -5.5f, 6, -6};
@@ -174,7 +174,7 @@ TEST_CASE("q5_0: d = M/-16, qh holds bit 4 of each code", "[kv][blocks]") {
   CHECK(y[6] == 3.0f);
 }
 
-TEST_CASE("q5_1: d = (max - min)/31, m = min, qh", "[kv][blocks]") {
+TEST_CASE("q5_1: d = (max - min)/31 and m = min with qh", "[kv][blocks]") {
   // min 0.5, max 31.5: d = 1, m = 0.5 (f16 0x3800), code = trunc(x - 0.5 + 0.5) = trunc(x).
   const std::vector<float> x = {0.5f, 31.5f, 16, 15.75f, 1, 2.5f, 30.25f, 8.5f, 17, 23.875f, 4,  12.5f, 31,    19.5f, 0.75f, 27,
                                 5.5f, 10,    16.5f, 13.25f, 20, 29.5f, 3, 25.75f, 7, 14,      22.5f, 11, 18.75f, 6.25f, 24, 9};
@@ -191,7 +191,7 @@ TEST_CASE("q5_1: d = (max - min)/31, m = min, qh", "[kv][blocks]") {
   CHECK(y[14] == 0.5f);
 }
 
-TEST_CASE("iq4_nl: nearest codebook entry, weighted least-squares refit", "[kv][blocks]") {
+TEST_CASE("iq4_nl: nearest codebook entry then a weighted least-squares refit", "[kv][blocks]") {
   // M = 127: d0 = 127 / -127 = -1, id = -1. 127 -> T[0] = -127; 60 -> -60, nearer -65 (index 3)
   // than -49; zeros -> -0, nearer 1 (index 8) than -10. Weights x^2 (zeros weigh nothing):
   //   sumqx = 127^2*-127*127 + 60^2*-65*60 = -260144640 (rounded) - 14040000 = -274184640
@@ -441,7 +441,7 @@ TEST_CASE("dequantized values are within each format's error bound", "[kv][block
   }
 }
 
-TEST_CASE("more bits, less error; the non-linear codebook beats q4_0", "[kv][blocks]") {
+TEST_CASE("more bits give less error and the non-linear codebook beats q4_0", "[kv][blocks]") {
   std::mt19937 rng(17);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x(32 * 2000);
