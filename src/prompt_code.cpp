@@ -134,7 +134,7 @@ result compress_code(std::string_view code, std::string_view query, const tokeni
   const std::vector<text_range> chunks = code_chunks(code);
   std::vector<detail::part_spec> specs;
   for (const text_range& c : chunks) specs.push_back({code.substr(c.begin, c.end - c.begin), false});
-  detail::document doc(fn, specs, tok, structure_options{structure::plain, {}, false, {}, {}}, granularity::line, "");
+  detail::document doc(fn, specs, tok, o.structure, granularity::line, "");
   const std::int64_t origin = tok.count(code);
   const std::int64_t target = detail::resolve_target(fn, o.budget, origin);
   if (doc.tokens.empty()) return doc.finish(origin, target, origin);
@@ -152,8 +152,11 @@ result compress_code(std::string_view code, std::string_view query, const tokeni
   std::stable_sort(ranked.begin(), ranked.end(), [&](std::size_t a, std::size_t b) { return relevance[a] > relevance[b]; });
   std::vector<bool> kept(chunks.size(), false);
   std::int64_t used = 0;
+  for (std::size_t c = 0; c < chunks.size(); ++c)  // chunks with protected lines stay
+    for (std::int32_t u = doc.parts[c].unit0; u < doc.parts[c].unit1 && !kept[c]; ++u)
+      if (doc.units[std::size_t(u)].forced) kept[c] = true, used += chunk_tokens(c);
   for (const std::size_t c : ranked)
-    if (used < target) kept[c] = true, used += chunk_tokens(c);
+    if (!kept[c] && used < target) kept[c] = true, used += chunk_tokens(c);
   for (std::size_t c = 0; c < chunks.size(); ++c)
     if (!kept[c]) doc.drop_part(c);
 

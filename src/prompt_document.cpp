@@ -82,15 +82,23 @@ document::document(std::string_view f, std::span<const part_spec> specs, const t
 
 void document::build(std::span<const part_spec> specs, std::span<const std::vector<token>> toks,
                      const structure_options& structure, granularity level) {
+  std::vector<std::size_t> begins;
+  for (const part_spec& spec : specs) {
+    if (!spec.text.empty() && !original.empty()) original += separator;
+    begins.push_back(original.size());
+    original += spec.text;
+  }
+  for (const text_range& r : structure.protect)
+    if (r.begin > r.end || r.end > original.size())
+      cinch::detail::fail(errc::invalid_argument, fn, "protect range [", r.begin, ", ", r.end,
+                          ") must lie within the prompt of ", original.size(), " bytes");
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const std::string_view text = specs[i].text;
     const std::vector<token>& local = toks[i];
     part p{};
     p.forced = specs[i].forced;
-    if (!text.empty() && !original.empty()) original += separator;
-    p.begin = original.size();
-    original += text;
-    p.end = original.size();
+    p.begin = begins[i];
+    p.end = p.begin + text.size();
     p.tok0 = std::int32_t(tokens.size());
     p.atom0 = std::int32_t(atoms.size());
     p.unit0 = std::int32_t(units.size());
@@ -100,7 +108,12 @@ void document::build(std::span<const part_spec> specs, std::span<const std::vect
       // Byte maps of protected bytes and of cuts that would split an escape.
       std::vector<bool> prot(text.size(), p.forced), inside(text.size() + 1, false);
       if (!p.forced) {
-        const structure_plan plan = analyze_structure(text, structure);
+        structure_options local_structure = structure;  // protect ranges are in the original's bytes
+        local_structure.protect.clear();
+        for (const text_range& r : structure.protect)
+          if (r.end > p.begin && r.begin < p.end)
+            local_structure.protect.push_back({std::max(r.begin, p.begin) - p.begin, std::min(r.end, p.end) - p.begin});
+        const structure_plan plan = analyze_structure(text, local_structure);
         for (const text_range& r : plan.protect) std::fill(prot.begin() + std::ptrdiff_t(r.begin), prot.begin() + std::ptrdiff_t(r.end), true);
         for (const text_range& r : plan.unbreakable)
           for (std::size_t q = r.begin + 1; q < r.end; ++q) inside[q] = true;

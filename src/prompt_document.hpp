@@ -59,6 +59,8 @@ class document {
  public:
   // Parts are joined by `separator` (skipping empty ones) into the original.
   // tokens[i] are the tokens of parts[i].text (checked against the contract).
+  // The structure applies to each part, its protect ranges given in the
+  // original's bytes.
   document(std::string_view fn, std::span<const part_spec> parts, std::span<const std::vector<token>> tokens,
            const structure_options& structure, granularity level, std::string separator = "\n\n");
   // Tokenizes the parts with tok.

@@ -136,11 +136,10 @@ result extractive(std::string_view text, std::string_view question, const tokeni
   detail::check_text(fn, "text", text);
   detail::check_text(fn, "question", question);
   const detail::part_spec part{text, false};
-  detail::document doc(fn, std::span(&part, 1), tok, structure_options{structure::plain, {}, false, {}, {}},
-                       granularity::sentence);
+  detail::document doc(fn, std::span(&part, 1), tok, options.structure, granularity::sentence);
   const std::int64_t target = detail::resolve_target(fn, options.budget, std::int64_t(doc.tokens.size()));
   if (doc.units.empty()) return doc.finish(0, 0, 0);
-  std::vector<std::string_view> sentences;
+  std::vector<std::string_view> sentences;  // forced ones too: they stay whatever they score
   for (const detail::unit& u : doc.units)
     sentences.push_back(std::string_view(doc.original)
                             .substr(doc.atoms[std::size_t(u.atom0)].begin,

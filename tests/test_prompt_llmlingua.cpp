@@ -53,6 +53,13 @@ llmlingua_options ll(budget b) {
   return o;
 }
 
+code_options co(budget b, double beta = 0.5) {
+  code_options o;
+  o.budget = b;
+  o.importance_beta = beta;
+  return o;
+}
+
 longllmlingua_options lll(budget b, rank_method rank = rank_method::lm) {
   longllmlingua_options o;
   o.budget = b;
@@ -259,7 +266,7 @@ TEST_CASE("compress_code keeps relevant functions and blocks within the budget",
   const needle_lm lm(f);
   const std::string code = python_module(30, &f, 17);
   for (const double rate : {0.2, 0.35, 0.6}) {
-    const result r = compress_code(code, f.question, gpt2(), lm, {{rate, {}}, 0.5, 5, true, 100, 2000});
+    const result r = compress_code(code, f.question, gpt2(), lm, co({rate, {}}));
     INFO("rate " << rate << "\n" << r.text);
     CHECK(r.compressed_tokens <= r.target_tokens);
     CHECK(r.compressed_tokens >= r.target_tokens * 8 / 10);
@@ -298,7 +305,7 @@ TEST_CASE("llmlingua family: bad input", "[prompt][llmlingua][errors]") {
   require_error([&] { (void)llmlingua(parts, gpt2(), nan_lm); }, errc::invalid_argument, {"prompt::llmlingua", "NaN"});
   require_error([&] { (void)compress_code("def f():\n    pass\n", "", gpt2(), moby_lm()); }, errc::invalid_argument,
                 {"prompt::compress_code", "query must not be empty"});
-  require_error([&] { (void)compress_code("x = 1\n", "q", gpt2(), moby_lm(), {{0.5, {}}, -1, 5, true, 100, 2000}); },
+  require_error([&] { (void)compress_code("x = 1\n", "q", gpt2(), moby_lm(), co({0.5, {}}, -1)); },
                 errc::invalid_argument, {"importance_beta must be in [0, 1], got -1"});
   // Empty prompts and empty contexts are fine.
   const result e = llmlingua({}, gpt2(), moby_lm());

@@ -55,6 +55,12 @@ selective_context_options sc_options(budget b, granularity g = granularity::phra
   return o;
 }
 
+extractive_options ex_options(budget b) {
+  extractive_options o;
+  o.budget = b;
+  return o;
+}
+
 llmlingua2_options l2_options(budget b) {
   llmlingua2_options o;
   o.budget = b;
@@ -286,7 +292,7 @@ TEST_CASE("every single-text method keeps a planted needle at 5x", "[prompt][sel
     const result l2 = llmlingua2(text, gpt2(), keep, lo);
     CHECK(f.kept_in(l2.text));
     CHECK(l2.ratio > 4.5);
-    const result ex = extractive(text, f.question, gpt2(), {five_x, {}});
+    const result ex = extractive(text, f.question, gpt2(), ex_options(five_x));
     CHECK(f.kept_in(ex.text));
     CHECK(ex.compressed_tokens <= ex.target_tokens);
   }
@@ -294,7 +300,7 @@ TEST_CASE("every single-text method keeps a planted needle at 5x", "[prompt][sel
 
 TEST_CASE("extractive keeps whole sentences in order, by BM25 or embeddings", "[prompt][select]") {
   const std::string text = "Cats purr softly. Dogs bark loudly at night. The moon is bright. Cats and dogs sleep.";
-  const result r = extractive(text, "dogs at night", gpt2(), {{0.4, {}}, {}});
+  const result r = extractive(text, "dogs at night", gpt2(), ex_options({0.4, {}}));
   CHECK(r.text == " Dogs bark loudly at night.");
   // An embedder that measures the count of the letter 'o': the sentences with most.
   class vowel_embedder final : public embedder {
@@ -306,9 +312,9 @@ TEST_CASE("extractive keeps whole sentences in order, by BM25 or embeddings", "[
     }
   };
   const vowel_embedder e;
-  const result re = extractive(text, "ooooo", gpt2(), {{0.4, {}}, {}}, &e);
+  const result re = extractive(text, "ooooo", gpt2(), ex_options({0.4, {}}), &e);
   CHECK(re.text == " Dogs bark loudly at night.");
-  CHECK(extractive(text, "", gpt2(), {{0.3, {}}, {}}).text == "Cats purr softly.");
+  CHECK(extractive(text, "", gpt2(), ex_options({0.3, {}})).text == "Cats purr softly.");
 }
 
 TEST_CASE("bad input gives clear errors or documented results", "[prompt][select][errors]") {
@@ -404,6 +410,8 @@ TEST_CASE("bad input gives clear errors or documented results", "[prompt][select
                   errc::invalid_argument, {"the text is not valid JSON at byte 11"});
     structure_options beyond;
     beyond.protect = {{5, 50000}};
+    require_error([&] { (void)selective_context(text, gpt2(), moby_lm(), sc_options({0.5, {}}, granularity::word, beyond)); },
+                  errc::invalid_argument, {"prompt::selective_context", "protect range [5, 50000) must lie within the prompt"});
     require_error([&] { (void)analyze_structure(text, beyond); }, errc::invalid_argument,
                   {"prompt::analyze_structure", "protect range [5, 50000) must lie within the text"});
   }

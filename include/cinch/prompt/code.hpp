@@ -40,6 +40,8 @@ struct code_options {
   bool keep_signatures = true;
   std::int64_t knapsack_items = 100;       // exact dynamic programming up to this many blocks
   std::int64_t knapsack_capacity = 2000;   // and this many tokens; greedy by value / weight beyond
+  // Protected lines are kept, and so is every chunk holding one; nothing by default.
+  structure_options structure{structure::plain, {}, false, {}, {}};
 };
 
 // Chunks of source code, covering it: a chunk starts at a line at column 0 and

@@ -10,6 +10,7 @@
 #include "cinch/prompt/budget.hpp"
 #include "cinch/prompt/result.hpp"
 #include "cinch/prompt/scorer.hpp"
+#include "cinch/prompt/structure.hpp"
 #include "cinch/prompt/tokenizer.hpp"
 
 namespace cinch::prompt {
@@ -17,6 +18,8 @@ namespace cinch::prompt {
 struct extractive_options {
   prompt::budget budget;
   bm25_params bm25;
+  // Protected text is kept (as sentences of its own); by default nothing is.
+  structure_options structure{structure::plain, {}, false, {}, {}};
 };
 
 // Sentence score: BM25 of the sentence (among the text's sentences) for the

@@ -58,7 +58,7 @@ struct llmlingua_options {
   std::int64_t context_budget_extra = 100;  // its "+100"
   bool keep_split = false;                 // keep every "\n\n" inside contexts
   granularity level = granularity::token;  // word keeps words whole
-  structure_options structure;             // applied to each context
+  structure_options structure;             // applied to each context; protect ranges in assemble()'s bytes
 };
 
 [[nodiscard]] result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_scorer& lm,
