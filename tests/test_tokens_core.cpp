@@ -129,7 +129,7 @@ TEST_CASE("merge is the size-weighted mean of each row's sources", "[tokens][app
   CHECK(c.hidden.data<float>()[0] == 0.5f * 1 + 2.0f * 5);
 }
 
-TEST_CASE("a kept token is copied bit for bit, -0 and subnormals included", "[tokens][apply]") {
+TEST_CASE("a kept token is copied bit for bit with -0 and subnormals", "[tokens][apply]") {
   const std::vector<float> x = {-0.0f, 1e-40f, std::numeric_limits<float>::max(), 7.0f};
   const tokens::plan p = tokens::from_kept(2, std::vector<std::int64_t>{0, 1});
   on_every_backend([&](const std::string&) {
@@ -139,7 +139,7 @@ TEST_CASE("a kept token is copied bit for bit, -0 and subnormals included", "[to
   });
 }
 
-TEST_CASE("video hidden states [T, n, D] merge across frames", "[tokens][apply]") {
+TEST_CASE("video hidden states of T frames merge across frames", "[tokens][apply]") {
   // 2 frames x 2 tokens x 1 channel, frame stride padded to 3 tokens.
   const std::vector<float> x = {1, 2, 99, 3, 4, 99};
   const tensor_view v(x.data(), dtype::f32, {2, 2, 1}, {3, 1, 1});
@@ -181,7 +181,7 @@ TEST_CASE("compose chains plans and keeps sizes", "[tokens][plan]") {
                 {"tokens::compose", "2 output tokens", "over 6"});
 }
 
-TEST_CASE("position ids: sequence, compact, 2-D and M-RoPE", "[tokens][positions]") {
+TEST_CASE("position ids in sequence and compact and 2-D and M-RoPE layouts", "[tokens][positions]") {
   // A 2 x 3 grid per frame, 2 frames; keep tokens 1, 5, 6 and 10.
   const tokens::plan p = tokens::from_kept(12, std::vector<std::int64_t>{10, 1, 6, 5});
   const std::vector<float> x(12, 1.0f);
@@ -289,7 +289,7 @@ TEST_CASE("cosine similarity matches the reference bit for bit on every backend"
   }
 }
 
-TEST_CASE("cosines of known vectors, and ties toward the lower index", "[tokens][kernels]") {
+TEST_CASE("cosines of known vectors and ties toward the lower index", "[tokens][kernels]") {
   // Rows: e0, e0 + e1, -e0, 2 e0 (a duplicate direction of row 0), 0.
   const std::vector<float> x = {1, 0, 1, 1, -1, 0, 2, 0, 0, 0};
   const tensor_view v(x.data(), dtype::f32, {5, 2});
@@ -314,7 +314,7 @@ TEST_CASE("cosines of known vectors, and ties toward the lower index", "[tokens]
   });
 }
 
-TEST_CASE("row argmax: ties, NaN and -inf", "[tokens][kernels]") {
+TEST_CASE("row argmax with ties and NaN and -inf", "[tokens][kernels]") {
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   const std::int64_t n = 37;
   std::vector<float> s(4 * n, 0.0f);
@@ -366,7 +366,7 @@ TEST_CASE("merge rows match the reference bit for bit on every backend", "[token
   });
 }
 
-TEST_CASE("top-k: largest first, ties toward the lower index, NaN last", "[tokens][kernels]") {
+TEST_CASE("top-k ranks largest first with ties toward the lower index and NaN last", "[tokens][kernels]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::vector<float> s = {0.5f, nan, 2.0f, 0.5f, 2.0f, -1.0f};
   CHECK(tokens::top_k(s, 4) == std::vector<std::int64_t>{2, 4, 0, 3});
@@ -403,7 +403,7 @@ TEST_CASE("kernel operations refuse bad shapes", "[tokens][kernels][errors]") {
       errc::shape_mismatch, {"tokens::row_argmax", "rank 2"});
 }
 
-TEST_CASE("random pruning: exact count, sorted, deterministic per seed", "[tokens][baselines]") {
+TEST_CASE("random pruning keeps an exact sorted count deterministic per seed", "[tokens][baselines]") {
   const tokens::plan a = tokens::random_prune(576, 64, 7), b = tokens::random_prune(576, 64, 7);
   const tokens::plan c = tokens::random_prune(576, 64, 8);
   CHECK(a.output_tokens() == 64);

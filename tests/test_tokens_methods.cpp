@@ -131,7 +131,7 @@ TEST_CASE("ToMe clamps r to half the unprotected tokens and keeps the original o
   CHECK(tokens::tome(with_features(one, 1, 3), 5).output_tokens() == 1);
 }
 
-TEST_CASE("ToMe over layers: composed plans, sizes and the proportional bias", "[tokens][tome]") {
+TEST_CASE("ToMe over layers with composed plans and sizes and the proportional bias", "[tokens][tome]") {
   const std::int64_t n = 64, d = 12;
   const std::vector<float> x = normal_values(std::size_t(n * d), 14);
   std::vector<float> current = x;
@@ -201,7 +201,7 @@ TEST_CASE("FastV keeps the tokens the text attends to", "[tokens][fastv]") {
                 {"needs inputs.text_attention"});
 }
 
-TEST_CASE("attention rows: softmax over all keys, head mean, GQA and causal masks", "[tokens][fastv]") {
+TEST_CASE("attention rows use a softmax over all keys with head mean and GQA and causal masks", "[tokens][fastv]") {
   // One query, 4 heads over 2 KV heads, head_dim 2, 5 keys; the visual block is keys 1..3.
   const std::int64_t heads = 4, kv = 2, dim = 2, length = 5;
   std::vector<float> q(heads * dim), keys(kv * length * dim);

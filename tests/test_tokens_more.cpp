@@ -146,7 +146,7 @@ TEST_CASE("SparseVLM ranks by the raters' attention and recycles into clusters",
 
 // ---------------------------------------------------------------- LLaVA-Scissor
 
-TEST_CASE("Scissor merges connected components, spatially then temporally", "[tokens][scissor]") {
+TEST_CASE("Scissor merges connected components spatially then temporally", "[tokens][scissor]") {
   // 2 frames x 12 tokens; in each frame three groups of 4 near-identical rows (the same three directions).
   const std::int64_t per = 12, d = 6;
   const std::vector<float> frame = grouped(per, d, 4, 41);
@@ -204,7 +204,7 @@ TEST_CASE("GreedyPrune skips near-duplicates of what it already kept", "[tokens]
 
 // --------------------------------------------------------------------- Fourier
 
-TEST_CASE("The DCT low-pass keeps constants and low frequencies, drops high ones", "[tokens][fourier]") {
+TEST_CASE("The DCT low-pass keeps constants and low frequencies and drops high ones", "[tokens][fourier]") {
   const tokens::grid g{1, 8, 8};
   const std::int64_t d = 3;
   const double pi = 3.14159265358979323846;
@@ -305,7 +305,7 @@ TEST_CASE("HoliTom merges static positions over the best windows", "[tokens][hol
   require_error([&] { (void)tokens::holitom(in, short_windows); }, errc::invalid_argument, {"max_window must be >= 1"});
 }
 
-TEST_CASE("FastVID: salient tokens per frame, anchors per segment, exact count", "[tokens][fastvid]") {
+TEST_CASE("FastVID keeps salient tokens per frame and anchors per segment at an exact count", "[tokens][fastvid]") {
   // 4 frames of 16 tokens: frames 0-1 alike, frames 2-3 alike, the two pairs different.
   const std::int64_t frames = 4, per = 16, d = 8;
   const std::vector<float> a = grouped(per, d, 4, 81), b = grouped(per, d, 4, 82);
