@@ -10,6 +10,8 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <span>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,16 +42,23 @@ std::string name_of(const format& f) {
   return s;
 }
 
-// softmax(scale q K^T) V in double over the dequantized cache; zeros for an empty head.
+// softmax(scale q K^T) V in double over the dequantized cache (every part of a
+// mixed-precision head); zeros for an empty head.
 std::vector<float> expected_attention(const cache& c, int layer, const std::vector<float>& q, int n_heads, float scale) {
   const int d = c.config().head_dim, group = n_heads / c.config().kv_heads;
   std::vector<float> out(q.size(), 0.0f);
   for (int h = 0; h < n_heads; ++h) {
     const int kvh = h / group;
-    const std::int64_t n = c.tokens(layer, kvh);
+    std::vector<float> k, v;
+    for (int p = 0; p < c.parts(); ++p) {
+      const std::int64_t n = c.view(layer, kvh, p).tokens;
+      std::vector<float> kp(std::size_t(n * d)), vp(kp.size());
+      c.dequantize(layer, kvh, tensor_view(kp.data(), dtype::f32, {n, d}), tensor_view(vp.data(), dtype::f32, {n, d}), p);
+      k.insert(k.end(), kp.begin(), kp.end());
+      v.insert(v.end(), vp.begin(), vp.end());
+    }
+    const std::int64_t n = std::int64_t(k.size()) / d;
     if (n == 0) continue;
-    std::vector<float> k(std::size_t(n * d)), v(k.size());
-    c.dequantize(layer, kvh, tensor_view(k.data(), dtype::f32, {n, d}), tensor_view(v.data(), dtype::f32, {n, d}));
     std::vector<double> s(static_cast<std::size_t>(n));
     double m = -1e300, sum = 0;
     for (std::int64_t t = 0; t < n; ++t) {
@@ -92,10 +101,16 @@ std::vector<format> formats_for(int d) {
 
 // A two-layer cache with ragged heads: layer 0 holds 301, 77, 20, 0 tokens in
 // its 4 KV heads (the third only in the residual window of KIVI formats, the
-// last empty), layer 1 holds 40 in each, appended as one chunk.
-cache filled_cache(format k, format v, int d, unsigned seed) {
-  cache c({2, 4, d, k, v});
+// last empty), layer 1 holds 40 in each, appended as one chunk. A mixed-precision
+// cache gets every third token as not salient.
+cache filled_cache(format k, format v, int d, unsigned seed, std::optional<mixed_precision> low = std::nullopt) {
+  cache c({2, 4, d, k, v}, low);
   const std::int64_t lengths[] = {301, 77, 20, 0};
+  std::vector<std::uint8_t> salient(301);
+  for (std::size_t t = 0; t < salient.size(); ++t) salient[t] = t % 3 != 1;
+  const auto flags = [&](std::int64_t first, std::int64_t n) {
+    return low ? std::span<const std::uint8_t>(salient.data() + first, std::size_t(n)) : std::span<const std::uint8_t>();
+  };
   for (int h = 0; h < 4; ++h) {
     const std::int64_t n = lengths[h];
     const std::vector<float> keys = random_values(std::size_t(n * d), seed + unsigned(h), 1.0f + float(h));
@@ -103,12 +118,15 @@ cache filled_cache(format k, format v, int d, unsigned seed) {
     // Token by token for the first, as decode does; in one chunk for the others.
     if (h == 0)
       for (std::int64_t t = 0; t < n; ++t)
-        c.append(0, h, tensor_view(keys.data() + t * d, dtype::f32, {d}), tensor_view(values.data() + t * d, dtype::f32, {d}));
+        c.append(0, h, tensor_view(keys.data() + t * d, dtype::f32, {d}), tensor_view(values.data() + t * d, dtype::f32, {d}),
+                 {}, flags(t, 1));
     else if (n > 0)
-      c.append(0, h, tensor_view(keys.data(), dtype::f32, {n, d}), tensor_view(values.data(), dtype::f32, {n, d}));
+      c.append(0, h, tensor_view(keys.data(), dtype::f32, {n, d}), tensor_view(values.data(), dtype::f32, {n, d}), {},
+               flags(0, n));
   }
   const std::vector<float> chunk = random_values(std::size_t(4 * 40 * d), seed + 7);
-  c.append(1, tensor_view(chunk.data(), dtype::f32, {4, 40, d}), tensor_view(chunk.data(), dtype::f32, {4, 40, d}));
+  c.append(1, tensor_view(chunk.data(), dtype::f32, {4, 40, d}), tensor_view(chunk.data(), dtype::f32, {4, 40, d}), {},
+           flags(0, 40));
   return c;
 }
 
@@ -259,7 +277,7 @@ TEST_CASE("attention over an engine's own head views equals attention over the c
   CHECK(a == b);
 
   require_error([&] { decode_attention(std::span<const head_view>(), tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(b.data(), dtype::f32, {8, d}), ws); },
-                errc::invalid_argument, {"kv::decode_attention", "at least one head view"});
+                errc::invalid_argument, {"kv::decode_attention", "kv_heads x parts (1) head views, got 0"});
   head_view broken[] = {views[0], views[1]};
   broken[1].values.packed_tokens = broken[1].tokens + 1;
   require_error([&] { decode_attention(broken, tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(b.data(), dtype::f32, {8, d}), ws); },
@@ -290,5 +308,39 @@ TEST_CASE("token_element reads back what dequantize gives, one element at a time
                  cinch::ref::token_element(hv.values, t, i) == v[std::size_t(t * d + i)];
       CHECK(same);
     }
+  }
+}
+
+TEST_CASE("mixed precision: attention over both parts of every head", "[kv][attention]") {
+  const int d = 32;
+  const std::pair<format, mixed_precision> cases[] = {
+      {format::kivi(4, 16, 32), mixed_precision{format::kivi(2, 16, 32), format::kivi(2, 8, 0)}},
+      {format{scheme::f16}, mixed_precision{format{scheme::int8}, format{scheme::q4_0}}},
+      {format{scheme::q8_0}, mixed_precision{format::kivi(2, 8, 8), format{scheme::fp8_e4m3}}}};
+  for (const auto& [high, low] : cases) {
+    INFO(name_of(high) << " beside " << name_of(low.keys) << " / " << name_of(low.values));
+    const cache c = filled_cache(high, high, d, 61, low);
+    REQUIRE(c.parts() == 2);
+    CHECK(c.view(0, 0, 1).tokens == 100);  // every third token of 301
+    CHECK(c.tokens(0, 0) == 301);
+    attention_workspace ws(16, d, 7);
+    cinch::force_backend(cinch::backend_kind::ref);
+    check_all_heads(c, nullptr);
+    check_all_heads(c, &ws);
+    cinch::force_backend(std::nullopt);
+    for_each_cpu_target([&](const std::string&) {
+      check_all_heads(c, nullptr);
+      check_all_heads(c, &ws);
+    });
+    // The same from the views, head h's part p at h * 2 + p.
+    std::vector<head_view> views;
+    for (int h = 0; h < 4; ++h)
+      for (int p = 0; p < 2; ++p) views.push_back(c.view(0, h, p));
+    const std::vector<float> q = random_values(std::size_t(8 * d), 62);
+    std::vector<float> a(q.size()), b(q.size());
+    decode_attention(c, 0, tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(a.data(), dtype::f32, {8, d}), ws);
+    decode_attention(views, tensor_view(q.data(), dtype::f32, {8, d}), tensor_view(b.data(), dtype::f32, {8, d}), ws,
+                     std::nullopt, 2);
+    CHECK(a == b);
   }
 }

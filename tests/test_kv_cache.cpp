@@ -15,6 +15,8 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <span>
+#include <tuple>
 #include <vector>
 
 #include "error_matchers.hpp"
@@ -383,4 +385,59 @@ TEST_CASE("rotated streams store H x and dequantize back to x", "[kv][cache]") {
     CHECK(k[i] == Approx(x[i]).margin(1e-6));
     CHECK(v[i] == x[i]);
   }
+}
+
+TEST_CASE("mixed precision: salient tokens in the high formats, the others in the low ones", "[kv][cache]") {
+  const int d = 16;
+  const mixed_precision low{format::kivi(2, 8, 8), format::kivi(2, 8, 0)};
+  cache c(config_of(1, 2, d, format::kivi(4, 8, 8), format::kivi(4, 8, 0)), low);
+  CHECK(c.parts() == 2);
+  const std::vector<float> x = random_values(std::size_t(20 * d), 12);
+  std::vector<std::uint8_t> salient(20);
+  for (std::size_t t = 0; t < 20; ++t) salient[t] = t % 4 == 0;  // 5 salient, 15 not
+  c.append(0, 1, tensor_view(x.data(), dtype::f32, {20, d}), tensor_view(x.data(), dtype::f32, {20, d}), {}, salient);
+  CHECK(c.tokens(0, 1) == 20);
+  CHECK(c.view(0, 1, 0).tokens == 5);
+  CHECK(c.view(0, 1, 1).tokens == 15);
+  CHECK(std::vector<std::int32_t>(c.positions(0, 1, 0).begin(), c.positions(0, 1, 0).end()) ==
+        std::vector<std::int32_t>{0, 4, 8, 12, 16});
+  CHECK(c.positions(0, 1, 1)[0] == 1);
+  CHECK(c.positions(0, 1, 1)[14] == 19);
+  // Part 1: the non-salient tokens in 2-bit KIVI; part 0 the salient ones in 4-bit.
+  std::vector<float> low_rows, high_rows;
+  std::int64_t parts_bytes = 0;
+  for (std::size_t t = 0; t < 20; ++t)
+    (salient[t] ? high_rows : low_rows).insert((salient[t] ? high_rows : low_rows).end(), x.begin() + std::ptrdiff_t(t * d),
+                                               x.begin() + std::ptrdiff_t((t + 1) * d));
+  for (const auto& [rows, keys, values, part] : {std::tuple{&high_rows, format::kivi(4, 8, 8), format::kivi(4, 8, 0), 0},
+                                                 std::tuple{&low_rows, low.keys, low.values, 1}}) {
+    cache alone(config_of(1, 1, d, keys, values));
+    const std::int64_t n = std::int64_t(rows->size()) / d;
+    alone.append(0, 0, tensor_view(rows->data(), dtype::f32, {n, d}), tensor_view(rows->data(), dtype::f32, {n, d}));
+    std::vector<float> k(rows->size()), v(rows->size()), ka(rows->size()), va(rows->size());
+    c.dequantize(0, 1, tensor_view(k.data(), dtype::f32, {n, d}), tensor_view(v.data(), dtype::f32, {n, d}), part);
+    alone.dequantize(0, 0, tensor_view(ka.data(), dtype::f32, {n, d}), tensor_view(va.data(), dtype::f32, {n, d}));
+    CHECK(k == ka);
+    CHECK(v == va);
+    parts_bytes += alone.bytes();
+  }
+  CHECK(c.bytes(0, 1) == parts_bytes);  // each part holds its own windows and records
+  // Without flags every token is salient.
+  c.append(0, 0, tensor_view(x.data(), dtype::f32, {3, d}), tensor_view(x.data(), dtype::f32, {3, d}));
+  CHECK(c.view(0, 0, 0).tokens == 3);
+  CHECK(c.view(0, 0, 1).tokens == 0);
+
+  require_error([&] { c.append(0, 1, tensor_view(x.data(), dtype::f32, {2, d}), tensor_view(x.data(), dtype::f32, {2, d}), {}, salient); },
+                errc::shape_mismatch, {"salient must hold one flag per token (2), got 20"});
+  require_error([&] { (void)c.view(0, 1, 2); }, errc::invalid_argument, {"kv::cache::view", "part must be in [0, 2), got 2"});
+  cache plain(config_of(1, 1, d, format{scheme::f16}, format{scheme::f16}));
+  require_error([&] { plain.append(0, 0, tensor_view(x.data(), dtype::f32, {2, d}), tensor_view(x.data(), dtype::f32, {2, d}), {}, std::span(salient).first(2)); },
+                errc::invalid_argument, {"salient flags need a mixed-precision cache"});
+  require_error([&] { (void)plain.positions(0, 0, 1); }, errc::invalid_argument, {"part must be in [0, 1), got 1"});
+  format rotated = format::kivi(2, 8, 8);
+  rotated.rotate = true;
+  require_error([&] { cache bad(config_of(1, 1, d, format::kivi(4, 8, 8), format{scheme::f16}), mixed_precision{rotated, format{scheme::f16}}); },
+                errc::invalid_argument, {"must rotate as keys and values do"});
+  require_error([&] { cache bad(config_of(1, 1, d, format{scheme::f16}, format{scheme::f16}), mixed_precision{format{scheme::f16}, format::kivi(4, 32, 32)}); },
+                errc::unsupported, {"values format kivi4", "got 16"});
 }

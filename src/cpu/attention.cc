@@ -136,6 +136,32 @@ auto unpack_codes(D d, const std::uint8_t* codes, std::int64_t first) {
   }
   (void)d;
 }
+
+// Codes [first, first + 2 * Lanes(d)) as two vectors, from one load where the
+// packing allows (first * Bits is a multiple of 8).
+template <int Bits, class D>
+void unpack_pair(D d, const std::uint8_t* codes, std::int64_t first, hn::Vec<hn::RebindToUnsigned<D>>& x,
+                 hn::Vec<hn::RebindToUnsigned<D>>& y) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::Rebind<std::uint8_t, D> d8;
+  if constexpr (Bits == 8) {
+    x = unpack_codes<8>(d, codes, first);
+    y = unpack_codes<8>(d, codes, first + std::int64_t(hn::Lanes(d)));
+  } else if constexpr (Bits == 4) {
+    const auto v = hn::LoadU(d8, codes + first / 2);
+    const auto lo = hn::And(v, hn::Set(d8, 15)), hi = hn::ShiftRight<4>(v);
+    x = hn::PromoteTo(du, hn::InterleaveLower(d8, lo, hi));
+    y = hn::PromoteTo(du, hn::InterleaveUpper(d8, lo, hi));
+  } else {
+    const auto v = hn::LoadU(d8, codes + first / 4);
+    const auto three = hn::Set(d8, 3);
+    const auto a = hn::InterleaveLower(d8, hn::And(v, three), hn::And(hn::ShiftRight<2>(v), three));
+    const auto b = hn::InterleaveLower(d8, hn::And(hn::ShiftRight<4>(v), three), hn::ShiftRight<6>(v));
+    const hn::Repartition<std::uint16_t, decltype(d8)> d16;
+    x = hn::PromoteTo(du, hn::BitCast(d8, hn::InterleaveLower(d16, hn::BitCast(d16, a), hn::BitCast(d16, b))));
+    y = hn::PromoteTo(du, hn::BitCast(d8, hn::InterleaveUpper(d16, hn::BitCast(d16, a), hn::BitCast(d16, b))));
+  }
+}
 #endif
 
 // ---------------------------------------------------------------- decoders
@@ -255,13 +281,36 @@ struct ggml_decoder {
         const auto high = hn::And(hn::Set(du, qh) >> hn::Iota(du, std::uint32_t(j0)), hn::Set(du, 1));
         codes = hn::Or(codes, hn::ShiftLeft<4>(high));
       }
-      if constexpr (Format == dtype::iq4_nl) {
-        alignas(64) static constexpr std::int32_t table[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                                1,    13,   25,  38,  53,  69,  89,  113};
-        return hn::Mul(hn::ConvertTo(d, hn::GatherIndex(di, table, hn::BitCast(di, codes))), a.scale);
-      } else {
-        return hn::MulAdd(to_float(d, codes), a.scale, a.offset);
-      }
+      return values(d, codes, a);
+    }
+  }
+
+  // The 32 channels of a whole block with 16 lanes: low and high nibbles of the same 16 bytes.
+  template <class D>
+  static void decode_pair(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, const affine<D>& a, V<D>& x,
+                          V<D>& y) {
+    if constexpr (hn::MaxLanes(D()) == 16 && Format != dtype::q8_0 && Format != dtype::q5_0 && Format != dtype::q5_1) {
+      const hn::RebindToUnsigned<D> du;
+      constexpr int qs = Format == dtype::q4_1 ? 4 : 2;
+      const auto codes = widen_bytes(d, block_of(rec, c) + qs);
+      x = values(d, hn::And(codes, hn::Set(du, 15)), a);
+      y = values(d, hn::ShiftRight<4>(codes), a);
+    } else {
+      x = decode(d, s, rec, c, a);
+      y = decode(d, s, rec, c + int(hn::Lanes(d)), a);
+    }
+  }
+
+ private:
+  template <class D, class VU>
+  static V<D> values(D d, VU codes, const affine<D>& a) {
+    if constexpr (Format == dtype::iq4_nl) {
+      const hn::RebindToSigned<D> di;
+      alignas(64) static constexpr std::int32_t table[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                                              1,    13,   25,  38,  53,  69,  89,  113};
+      return hn::Mul(hn::ConvertTo(d, hn::GatherIndex(di, table, hn::BitCast(di, codes))), a.scale);
+    } else {
+      return hn::MulAdd(to_float(d, codes), a.scale, a.offset);
     }
   }
 };
@@ -280,6 +329,15 @@ struct kivi_decoder {
     const auto codes = unpack_codes<Bits>(d, rec + 4 * (s.head_dim / s.fmt.group), c);
     return hn::MulAdd(to_float(d, codes), a.scale, a.offset);
   }
+  // Channels [c, c + 2 * Lanes(d)) of one group.
+  template <class D>
+  static void decode_pair(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, const affine<D>& a, V<D>& x,
+                          V<D>& y) {
+    hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
+    unpack_pair<Bits>(d, rec + 4 * (s.head_dim / s.fmt.group), c, cx, cy);
+    x = hn::MulAdd(to_float(d, cx), a.scale, a.offset);
+    y = hn::MulAdd(to_float(d, cy), a.scale, a.offset);
+  }
 };
 #endif
 
@@ -291,6 +349,18 @@ inline int shared_run(const kv::stream_view& s) noexcept {
 }
 
 // ---------------------------------------------------------------- per-token streams
+
+// Channels [c, c + 2 * Lanes(d)) of a record: one decode_pair where the decoder
+// has one and both chunks share their scale, else two decodes.
+template <class Decoder, class D>
+void decode_two(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, bool shared, V<D>& x, V<D>& y) {
+  const affine<D> a = Decoder::prepare(d, s, rec, c);
+  if constexpr (requires { Decoder::decode_pair(d, s, rec, c, a, x, y); }) {
+    if (shared) return Decoder::decode_pair(d, s, rec, c, a, x, y);
+  }
+  x = Decoder::decode(d, s, rec, c, a);
+  y = Decoder::decode(d, s, rec, c + int(hn::Lanes(d)), shared ? a : Decoder::prepare(d, s, rec, c + int(hn::Lanes(d))));
+}
 
 // Scores of tokens [t0, t1) held as records base + (t - first) * unit:
 // scores[g * kTile + t - t0] = q_g . x_t (q already scaled). Two chunks per
@@ -307,9 +377,8 @@ void record_scores(D d, const kv::stream_view& s, const std::uint8_t* base, std:
     for (int g = 0; g < kHeads; ++g) acc[g] = acc2[g] = hn::Zero(d);
     int c = 0;
     for (; c < paired; c += 2 * lanes) {
-      const affine<D> a = Decoder::prepare(d, s, rec, c);
-      const V<D> x = Decoder::decode(d, s, rec, c, a);
-      const V<D> y = Decoder::decode(d, s, rec, c + lanes, shared ? a : Decoder::prepare(d, s, rec, c + lanes));
+      V<D> x, y;
+      decode_two<Decoder>(d, s, rec, c, shared, x, y);
       for (int g = 0; g < kHeads; ++g)
         if (g < heads) {
           acc[g] = hn::MulAdd(hn::LoadU(d, q + g * n + c), x, acc[g]);
@@ -351,10 +420,8 @@ void record_accumulate(D d, const kv::stream_view& s, const std::uint8_t* base, 
       acc2[g] = g < heads ? hn::LoadU(d, out + g * out_stride + c + lanes) : hn::Zero(d);
     }
     for (std::int64_t t = t0; t < t1; ++t) {
-      const std::uint8_t* rec = base + (t - first) * unit;
-      const affine<D> a = Decoder::prepare(d, s, rec, c);
-      const V<D> x = Decoder::decode(d, s, rec, c, a);
-      const V<D> y = Decoder::decode(d, s, rec, c + lanes, shared ? a : Decoder::prepare(d, s, rec, c + lanes));
+      V<D> x, y;
+      decode_two<Decoder>(d, s, base + (t - first) * unit, c, shared, x, y);
       for (int g = 0; g < kHeads; ++g)
         if (g < heads) {
           const V<D> w = hn::Set(d, p[g * kTile + (t - t0)]);
@@ -442,9 +509,9 @@ void chunk_scores(D d, const kv::stream_view& s, std::int64_t t0, std::int64_t t
     V<D> acc[kHeads], acc2[kHeads];
     for (int g = 0; g < kHeads; ++g) acc[g] = acc2[g] = hn::Set(d, bias[g]);
     for (int c = 0; c < n; ++c) {
-      const std::uint8_t* codes = k.codes + c * k.channel_stride;
-      const V<D> x = to_float(d, unpack_codes<Bits>(d, codes, offset + (t - t0)));
-      const V<D> y = to_float(d, unpack_codes<Bits>(d, codes, offset + (t - t0) + lanes));
+      hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
+      unpack_pair<Bits>(d, k.codes + c * k.channel_stride, offset + (t - t0), cx, cy);
+      const V<D> x = to_float(d, cx), y = to_float(d, cy);
       for (int g = 0; g < kHeads; ++g)
         if (g < heads) {
           const V<D> w = hn::Set(d, qs[g * n + c]);

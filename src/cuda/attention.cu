@@ -1,5 +1,5 @@
 // Decode attention on the GPU over device-resident head views (the layout of
-// cinch/kv/format.hpp), split-K: one thread block per (query head, token split)
+// cinch/kv/format.hpp), split-K: one thread block per (query head, part, token split)
 // runs the online softmax over its tokens in tiles of one token per thread,
 // then one thread per query head merges the splits. Scores and values come from
 // the reference's own per-token functions (ref::token_dot, ref::token_element),
@@ -31,13 +31,14 @@ __device__ float block_reduce(float v, bool take_max, float* scratch) {
 }
 
 // Shared memory: q [d] (rotated if the keys are), acc [d], weights [threads].
-__global__ void attend_kernel(const kv::head_view* heads, int group, const float* q, std::int64_t q_row, float scale,
-                              int splits, float* partials) {
+// Block (h, part * splits + split); its partial at (h * parts + part) * splits + split.
+__global__ void attend_kernel(const kv::head_view* heads, int group, int parts, const float* q, std::int64_t q_row,
+                              float scale, int splits, float* partials) {
   extern __shared__ float shared[];
   __shared__ float scratch[threads / 32];
   __shared__ float running_max, running_sum, shrink;
-  const int h = blockIdx.x, split = blockIdx.y;
-  const kv::head_view& hv = heads[h / group];
+  const int h = blockIdx.x, part = int(blockIdx.y) / splits, split = int(blockIdx.y) % splits;
+  const kv::head_view& hv = heads[h / group * parts + part];
   const int d = hv.keys.head_dim;
   float* qs = shared;
   float* acc = shared + d;
@@ -77,7 +78,7 @@ __global__ void attend_kernel(const kv::head_view* heads, int group, const float
     }
     __syncthreads();
   }
-  float* out = partials + (std::int64_t(h) * splits + split) * (d + 2);
+  float* out = partials + ((std::int64_t(h) * parts + part) * splits + split) * (d + 2);
   for (int c = threadIdx.x; c < d; c += threads) out[2 + c] = acc[c];
   if (threadIdx.x == 0) {
     out[0] = running_max;
@@ -85,35 +86,37 @@ __global__ void attend_kernel(const kv::head_view* heads, int group, const float
   }
 }
 
-__global__ void merge_kernel(const kv::head_view* heads, int group, int n_heads, const float* partials, int splits,
-                             float* out, std::int64_t out_row) {
+__global__ void merge_kernel(const kv::head_view* heads, int group, int parts, int n_heads, const float* partials,
+                             int splits, float* out, std::int64_t out_row) {
   const int h = blockIdx.x * blockDim.x + threadIdx.x;
   if (h >= n_heads) return;
-  const kv::head_view& hv = heads[h / group];
+  const kv::head_view& hv = heads[h / group * parts];
   const int d = hv.keys.head_dim;
   float* row = out + h * out_row;
-  ref::merge_partials(partials + std::int64_t(h) * splits * (d + 2), splits, d + 2, d, row);
+  ref::merge_partials(partials + std::int64_t(h) * parts * splits * (d + 2), parts * splits, d + 2, d, row);
   if (hv.values.fmt.rotate) ref::fwht(row, d);
 }
 
 }  // namespace
 
-void decode_attention(const kv::head_view* heads, int kv_heads, const float* q, std::int64_t q_row, float* out,
-                      std::int64_t out_row, int n_heads, float scale, int splits, float* workspace, int device) {
+void decode_attention(const kv::head_view* heads, int kv_heads, int parts, const float* q, std::int64_t q_row,
+                      float* out, std::int64_t out_row, int n_heads, float scale, int splits, float* workspace,
+                      int device) {
   device_scope scope(device);
   const int d = heads[0].keys.head_dim, group = n_heads / kv_heads;
   // The views go first (16-byte aligned), the partials after them.
   auto* views = reinterpret_cast<kv::head_view*>(workspace);
-  float* partials = workspace + (std::int64_t(kv_heads) * sizeof(kv::head_view) + 15) / 16 * 4;
-  check(cudaMemcpy(views, heads, std::size_t(kv_heads) * sizeof(kv::head_view), cudaMemcpyHostToDevice), "cudaMemcpy");
+  const int count = kv_heads * parts;
+  float* partials = workspace + (std::int64_t(count) * sizeof(kv::head_view) + 15) / 16 * 4;
+  check(cudaMemcpy(views, heads, std::size_t(count) * sizeof(kv::head_view), cudaMemcpyHostToDevice), "cudaMemcpy");
   std::int64_t longest = 0;
-  for (int i = 0; i < kv_heads; ++i) longest = heads[i].tokens > longest ? heads[i].tokens : longest;
+  for (int i = 0; i < count; ++i) longest = heads[i].tokens > longest ? heads[i].tokens : longest;
   const int used = int(longest / 1024 + 1 < splits ? longest / 1024 + 1 : splits);
   const std::size_t shared = std::size_t(2 * d + threads) * sizeof(float);
-  attend_kernel<<<dim3(unsigned(n_heads), unsigned(used)), threads, shared>>>(views, group, q, q_row, scale, used,
-                                                                               partials);
+  attend_kernel<<<dim3(unsigned(n_heads), unsigned(parts * used)), threads, shared>>>(views, group, parts, q, q_row,
+                                                                                       scale, used, partials);
   check(cudaGetLastError(), "attend_kernel");
-  merge_kernel<<<unsigned((n_heads + 63) / 64), 64>>>(views, group, n_heads, partials, used, out, out_row);
+  merge_kernel<<<unsigned((n_heads + 63) / 64), 64>>>(views, group, parts, n_heads, partials, used, out, out_row);
   finish("decode_attention");
 }
 

@@ -93,19 +93,22 @@ float check_query(std::string_view fn, const tensor_view& q, const tensor_view& 
   return scale ? *scale : 1.0f / std::sqrt(float(d));
 }
 
-// Host attention over kv_heads heads given by view_of(kvh): tasks of (KV head,
-// query heads sharing it, token split) over OpenMP threads, then the merge.
+// Host attention over kv_heads heads of `parts` parts each, given by
+// view_of(kvh, part): tasks of (KV head, query heads sharing it, token split)
+// over OpenMP threads, each over every part, then the merge of all partials.
 template <class ViewOf>
-void run_host(ViewOf view_of, int kv_heads, int d, const tensor_view& q, const tensor_view& out,
+void run_host(ViewOf view_of, int kv_heads, int parts, int d, const tensor_view& q, const tensor_view& out,
               attention_workspace* ws, float s) {
   const int n_heads = int(q.size(0)), group = n_heads / kv_heads;
-  const int sub = std::max(1, std::min(group, stack_floats / (d + 2)));  // query heads per task
+  const std::int64_t stride = d + 2;
+  const int sub = std::max(1, std::min<int>(group, int(stack_floats / (stride * parts))));  // query heads per task
   const int subgroups = (group + sub - 1) / sub;
   std::int64_t longest = 0;
-  for (int h = 0; h < kv_heads; ++h) longest = std::max(longest, view_of(h).tokens);
+  for (int h = 0; h < kv_heads; ++h)
+    for (int p = 0; p < parts; ++p) longest = std::max(longest, view_of(h, p).tokens);
   const bool fits = ws && ws->where() == cpu_device && ws->query_heads() >= n_heads && ws->head_dim() >= d;
-  const int splits = choose_splits(longest, kv_heads * subgroups, fits ? ws->splits() : 1);
-  const std::int64_t stride = d + 2;
+  const int splits = choose_splits(longest, kv_heads * subgroups, fits ? ws->splits() / parts : 1);
+  const bool rotated_values = view_of(0, 0).values.fmt.rotate;
 
   const detail::attention_kernels& k =
       detail::use_reference_kernels() ? detail::ref_attention_kernels() : detail::simd_attention_kernels();
@@ -113,34 +116,33 @@ void run_host(ViewOf view_of, int kv_heads, int d, const tensor_view& q, const t
   auto* op = static_cast<float*>(out.data());
   const std::int64_t q_row = q.stride(0), out_row = out.stride(0);
   float* partials = fits ? ws->partials() : nullptr;
+  const std::int64_t per_head = parts * splits * stride;  // partials of one query head
 
   const std::int64_t tasks = std::int64_t(kv_heads) * subgroups * splits;
   const bool parallel = tasks > 1 && longest * d * group >= 16384;
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (std::int64_t task = 0; task < tasks; ++task) {
     const int split = int(task % splits), sg = int(task / splits % subgroups), kvh = int(task / splits / subgroups);
-    const head_view h = view_of(kvh);
     const int first = kvh * group + sg * sub, count = std::min(sub, group - sg * sub);
-    float rows[stack_floats];
-    for (int i = 0; i < count; ++i) {
-      std::copy_n(qp + (first + i) * q_row, d, rows + i * d);
-      if (h.keys.fmt.rotate) ref::fwht(rows + i * d, d);  // <H q, H k> = <q, k>
+    float rows[stack_floats], local[stack_floats];
+    float* base = splits == 1 ? local : partials + first * per_head;
+    const std::int64_t head_stride = splits == 1 ? parts * stride : per_head;
+    for (int p = 0; p < parts; ++p) {
+      const head_view h = view_of(kvh, p);
+      for (int i = 0; i < count; ++i) {
+        std::copy_n(qp + (first + i) * q_row, d, rows + i * d);
+        if (h.keys.fmt.rotate) ref::fwht(rows + i * d, d);  // <H q, H k> = <q, k>
+      }
+      const std::int64_t begin = split_point(h.tokens, split, splits), end = split_point(h.tokens, split + 1, splits);
+      k.attend(h, begin, end, rows, count, s, base + (std::int64_t(p) * splits + split) * stride, head_stride);
     }
-    const std::int64_t begin = split_point(h.tokens, split, splits), end = split_point(h.tokens, split + 1, splits);
-    if (splits == 1) {
-      float local[stack_floats];
-      k.attend(h, begin, end, rows, count, s, local, stride);
-      for (int i = 0; i < count; ++i) finish(local + i * stride, 1, stride, d, h.values.fmt.rotate, op + (first + i) * out_row);
-    } else {
-      k.attend(h, begin, end, rows, count, s, partials + (std::int64_t(first) * splits + split) * stride,
-               splits * stride);
-    }
+    if (splits == 1)
+      for (int i = 0; i < count; ++i) finish(local + i * head_stride, parts, stride, d, rotated_values, op + (first + i) * out_row);
   }
   if (splits > 1) {
 #pragma omp parallel for schedule(static) if (parallel)
     for (int i = 0; i < n_heads; ++i)
-      finish(partials + std::int64_t(i) * splits * stride, splits, stride, d, view_of(i / group).values.fmt.rotate,
-             op + i * out_row);
+      finish(partials + i * per_head, parts * splits, stride, d, rotated_values, op + i * out_row);
   }
 }
 
@@ -152,9 +154,9 @@ attention_workspace::attention_workspace(int query_heads, int head_dim, int spli
   if (query_heads < 1) detail::fail(errc::invalid_argument, fn, "query_heads must be >= 1, got ", query_heads);
   if (head_dim < 1) detail::fail(errc::invalid_argument, fn, "head_dim must be >= 1, got ", head_dim);
   detail::require_backend(fn, where);
-  // Partials, then (on a GPU) room for one head_view per query head.
-  const std::int64_t floats = std::int64_t(query_heads) * splits_ * (head_dim + 2) +
-                              (where == cpu_device ? 0 : std::int64_t(query_heads) * std::int64_t(sizeof(head_view)) / 4 + 1);
+  // Partials and, on a GPU, room for the head views (two parts per query head at most).
+  const std::int64_t views = where == cpu_device ? 0 : 2 * std::int64_t(query_heads) * std::int64_t(sizeof(head_view)) / 4 + 4;
+  const std::int64_t floats = std::int64_t(query_heads) * splits_ * (head_dim + 2) + views;
   storage_ = tensor::empty({floats}, dtype::f32, where);
 }
 
@@ -176,13 +178,16 @@ void decode_attention(const cache& c, int layer, const tensor_view& q, const ten
     detail::fail(errc::invalid_argument, fn, "layer must be in [0, ", cfg.layers, "), got ", layer);
   detail::check_device(fn, "q", q, cpu_device);  // the cache lives in host memory
   const float s = check_query(fn, q, out, cfg.kv_heads, cfg.head_dim, scale);
-  run_host([&](int h) { return c.view(layer, h); }, cfg.kv_heads, cfg.head_dim, q, out, workspace, s);
+  run_host([&](int h, int p) { return c.view(layer, h, p); }, cfg.kv_heads, c.parts(), cfg.head_dim, q, out, workspace, s);
 }
 
 void decode_attention(std::span<const head_view> heads, const tensor_view& q, const tensor_view& out,
-                      attention_workspace& workspace, std::optional<float> scale) {
+                      attention_workspace& workspace, std::optional<float> scale, int parts) {
   constexpr std::string_view fn = "kv::decode_attention";
-  if (heads.empty()) detail::fail(errc::invalid_argument, fn, "heads must hold at least one head view, got none");
+  if (parts < 1 || parts > 2) detail::fail(errc::invalid_argument, fn, "parts must be 1 or 2, got ", parts);
+  if (heads.empty() || heads.size() % std::size_t(parts) != 0)
+    detail::fail(errc::invalid_argument, fn, "heads must hold kv_heads x parts (", parts, ") head views, got ",
+                 heads.size());
   const int d = heads[0].keys.head_dim;
   for (std::size_t h = 0; h < heads.size(); ++h) {
     const head_view& v = heads[h];
@@ -192,9 +197,11 @@ void decode_attention(std::span<const head_view> heads, const tensor_view& q, co
         detail::fail(errc::invalid_argument, fn, "heads[", h,
                      "] must describe its storage as kv::cache::view does (head_dim ", d,
                      ", 0 <= packed_tokens <= tokens, storage for both parts)");
+    if (v.keys.fmt.rotate != heads[0].keys.fmt.rotate || v.values.fmt.rotate != heads[0].values.fmt.rotate)
+      detail::fail(errc::invalid_argument, fn, "heads[", h, "] must rotate keys and values as heads[0] does");
   }
   if (d < 1 || d > stack_floats / 8) detail::fail(errc::unsupported, fn, "head_dim must be in [1, 1024], got ", d);
-  const int kv_heads = int(heads.size());
+  const int kv_heads = int(heads.size()) / parts;
   const float s = check_query(fn, q, out, kv_heads, d, scale);
   if (workspace.where() != q.where())
     detail::fail(errc::invalid_argument, fn, "workspace must be on ", to_string(q.where()), " like q, got ",
@@ -204,13 +211,13 @@ void decode_attention(std::span<const head_view> heads, const tensor_view& q, co
     if (workspace.query_heads() < q.size(0) || workspace.head_dim() < d)
       detail::fail(errc::invalid_argument, fn, "workspace must be made for at least ", q.size(0), " query heads of ", d,
                    " channels on the GPU, got ", workspace.query_heads(), " of ", workspace.head_dim());
-    cuda::decode_attention(heads.data(), kv_heads, static_cast<const float*>(q.data()), q.stride(0),
-                           static_cast<float*>(out.data()), out.stride(0), int(q.size(0)), s, workspace.splits(),
-                           workspace.partials(), q.where().index);
+    cuda::decode_attention(heads.data(), kv_heads, parts, static_cast<const float*>(q.data()), q.stride(0),
+                           static_cast<float*>(out.data()), out.stride(0), int(q.size(0)), s,
+                           std::max(1, workspace.splits() / parts), workspace.partials(), q.where().index);
     return;
   }
 #endif
-  run_host([&](int h) { return heads[std::size_t(h)]; }, kv_heads, d, q, out, &workspace, s);
+  run_host([&](int h, int p) { return heads[std::size_t(h * parts + p)]; }, kv_heads, parts, d, q, out, &workspace, s);
 }
 
 }  // namespace kv

@@ -26,11 +26,13 @@ const attention_kernels& simd_attention_kernels() noexcept;
 
 namespace cinch::cuda {
 
-// Decode attention on a GPU (src/cuda/attention.cu), synchronous: heads[kv_heads]
-// views whose pointers are device memory; q, out [n_heads, head_dim] device rows;
-// workspace: device floats for n_heads * splits * (head_dim + 2) partials followed
-// by room for kv_heads head views. Splits tokens into up to `splits` ranges.
-void decode_attention(const kv::head_view* heads, int kv_heads, const float* q, std::int64_t q_row, float* out,
-                      std::int64_t out_row, int n_heads, float scale, int splits, float* workspace, int device);
+// Decode attention on a GPU (src/cuda/attention.cu), synchronous: heads[kv_heads *
+// parts] views whose pointers are device memory; q, out [n_heads, head_dim] device
+// rows; workspace: device memory for kv_heads * parts head views, then
+// n_heads * parts * splits * (head_dim + 2) floats of partials. Splits each
+// part's tokens into up to `splits` ranges.
+void decode_attention(const kv::head_view* heads, int kv_heads, int parts, const float* q, std::int64_t q_row,
+                      float* out, std::int64_t out_row, int n_heads, float scale, int splits, float* workspace,
+                      int device);
 
 }  // namespace cinch::cuda

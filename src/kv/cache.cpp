@@ -126,7 +126,7 @@ void encode_record(const format& f, const float* x, int n, float fp8_scale, std:
 
 }  // namespace
 
-cache::cache(const cache_config& config) : config_(config) {
+cache::cache(const cache_config& config, std::optional<mixed_precision> low) : config_(config), low_(low) {
   constexpr std::string_view fn = "kv::cache";
   if (config.layers < 1) detail::fail(errc::invalid_argument, fn, "layers must be >= 1, got ", config.layers);
   if (config.kv_heads < 1) detail::fail(errc::invalid_argument, fn, "kv_heads must be >= 1, got ", config.kv_heads);
@@ -135,16 +135,26 @@ cache::cache(const cache_config& config) : config_(config) {
                  max_head_dim, "], got ", config.head_dim);
   check_format(config.keys, side::keys, config.head_dim);
   check_format(config.values, side::values, config.head_dim);
+  if (low) {
+    check_format(low->keys, side::keys, config.head_dim);
+    check_format(low->values, side::values, config.head_dim);
+    if (low->keys.rotate != config.keys.rotate || low->values.rotate != config.values.rotate)
+      detail::fail(errc::invalid_argument, fn, "low-precision keys and values must rotate as keys and values do");
+  }
 
   heads_.resize(std::size_t(config.layers) * std::size_t(config.kv_heads));
   const std::size_t d = std::size_t(config.head_dim);
-  for (head& h : heads_) {
-    // Per-channel keys flush a full window at once; sliding windows keep room for a second one.
-    h.keys.residual.resize(std::size_t(config.keys.residual) * d * (is_kivi(config.keys.kind) ? 1 : 2));
-    h.values.residual.resize(std::size_t(config.values.residual) * d * 2);
-    h.keys.scale = config.keys.fp8_scale;
-    h.values.scale = config.values.fp8_scale;
-  }
+  for (head& h : heads_)
+    for (int p = 0; p < parts(); ++p)
+      for (auto [s, f, role] : {std::tuple{&h.parts[p].keys, p ? low->keys : config.keys, side::keys},
+                                std::tuple{&h.parts[p].values, p ? low->values : config.values, side::values}}) {
+        s->fmt = f;
+        s->role = role;
+        s->scale = f.fp8_scale;
+        // Per-channel keys flush a full window at once; sliding windows keep room for a second one.
+        const bool flushes = role == side::keys && is_kivi(f.kind);
+        s->residual.resize(std::size_t(f.residual) * d * (flushes ? 1 : 2));
+      }
 }
 
 cache::head& cache::at(const char* function, int layer, int head_index) {
@@ -159,7 +169,12 @@ const cache::head& cache::at(const char* function, int layer, int head_index) co
   return heads_[std::size_t(layer) * std::size_t(config_.kv_heads) + std::size_t(head_index)];
 }
 
-const format& cache::format_of(side role) const noexcept { return role == side::keys ? config_.keys : config_.values; }
+const cache::part& cache::part_of(const char* function, int layer, int head_index, int part_index) const {
+  const head& h = at(function, layer, head_index);
+  if (part_index < 0 || part_index >= parts())
+    detail::fail(errc::invalid_argument, function, "part must be in [0, ", parts(), "), got ", part_index);
+  return h.parts[part_index];
+}
 
 // Room for one more packed unit at the end of the used bytes; the buffer keeps
 // packed_slack zero bytes after them for the vector loads of the kernels.
@@ -170,15 +185,14 @@ std::byte* cache::grow(stream& s, std::int64_t unit) {
   return at;
 }
 
-void cache::pack_token(stream& s, side role, const float* x) {
-  const std::int64_t unit = unit_bytes(format_of(role), role, config_.head_dim);
-  encode_record(format_of(role), x, config_.head_dim, s.scale, grow(s, unit));
+void cache::pack_token(stream& s, const float* x) {
+  encode_record(s.fmt, x, config_.head_dim, s.scale, grow(s, unit_bytes(s.fmt, s.role, config_.head_dim)));
   ++s.packed_tokens;
 }
 
 // A full window of KIVI keys becomes residual / group chunks (per-channel groups).
 void cache::flush_keys(stream& s) {
-  const format& f = config_.keys;
+  const format& f = s.fmt;
   const std::int64_t d = config_.head_dim, unit = unit_bytes(f, side::keys, config_.head_dim);
   const int bits = kivi_bits(f.kind);
   for (std::int64_t first = 0; first < s.residual_tokens; first += f.group) {
@@ -192,49 +206,43 @@ void cache::flush_keys(stream& s) {
   s.residual_tokens = 0;
 }
 
-void cache::push(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count) {
-  const format& f = format_of(role);
+// One token x [head_dim] into a stream: rotated if so, through the residual window.
+void cache::push(stream& s, const float* x) {
+  const format& f = s.fmt;
   const std::int64_t d = config_.head_dim;
   float rotated[max_head_dim];
-  for (std::int64_t t = 0; t < count; ++t) {
-    const float* row = x + t * row_stride;
-    if (f.rotate) {
-      std::copy(row, row + d, rotated);
-      ref::fwht(rotated, d);
-      row = rotated;
-    }
-    if (f.residual == 0) {
-      pack_token(s, role, row);
-      continue;
-    }
-    const std::int64_t rows = std::int64_t(s.residual.size()) / d;
-    if (s.residual_begin + s.residual_tokens == rows) {  // the window reached the end of its room: move it to the front
-      std::copy(s.residual.begin() + s.residual_begin * d,
-                s.residual.begin() + (s.residual_begin + s.residual_tokens) * d, s.residual.begin());
-      s.residual_begin = 0;
-    }
-    std::copy(row, row + d, s.residual.begin() + (s.residual_begin + s.residual_tokens) * d);
-    ++s.residual_tokens;
-    if (role == side::keys && is_kivi(f.kind)) {
-      if (s.residual_tokens == f.residual) flush_keys(s);
-    } else if (s.residual_tokens > f.residual) {  // the oldest token leaves the window
-      pack_token(s, role, s.residual.data() + s.residual_begin * d);
-      ++s.residual_begin;
-      --s.residual_tokens;
-    }
+  if (f.rotate) {
+    std::copy(x, x + d, rotated);
+    ref::fwht(rotated, d);
+    x = rotated;
+  }
+  if (f.residual == 0) return pack_token(s, x);
+  const std::int64_t rows = std::int64_t(s.residual.size()) / d;
+  if (s.residual_begin + s.residual_tokens == rows) {  // the window reached the end of its room: move it to the front
+    std::copy(s.residual.begin() + s.residual_begin * d, s.residual.begin() + (s.residual_begin + s.residual_tokens) * d,
+              s.residual.begin());
+    s.residual_begin = 0;
+  }
+  std::copy(x, x + d, s.residual.begin() + (s.residual_begin + s.residual_tokens) * d);
+  ++s.residual_tokens;
+  if (s.role == side::keys && is_kivi(f.kind)) {
+    if (s.residual_tokens == f.residual) flush_keys(s);
+  } else if (s.residual_tokens > f.residual) {  // the oldest token leaves the window
+    pack_token(s, s.residual.data() + s.residual_begin * d);
+    ++s.residual_begin;
+    --s.residual_tokens;
   }
 }
 
 // vLLM's calibration on the first append: scale = max|x| / constant over what is
 // stored (rotated if so). Only finite values count, so one inf or NaN does not
 // ruin the scale of the whole head: it saturates or stays NaN in its own element.
-void cache::calibrate(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count) const {
-  const format& f = format_of(role);
+void cache::calibrate(stream& s, const float* x, std::int64_t row_stride, std::int64_t count) const {
   const int d = config_.head_dim;
   float amax = 0.0f, rotated[max_head_dim];
   for (std::int64_t t = 0; t < count; ++t) {
     const float* row = x + t * row_stride;
-    if (f.rotate) {
+    if (s.fmt.rotate) {
       std::copy(row, row + d, rotated);
       ref::fwht(rotated, d);
       row = rotated;
@@ -242,25 +250,29 @@ void cache::calibrate(stream& s, side role, const float* x, std::int64_t row_str
     for (int c = 0; c < d; ++c)
       if (std::isfinite(row[c])) amax = std::max(amax, std::fabs(row[c]));
   }
-  s.scale = ref::fp8_scale_from_absmax(amax, role == side::keys ? ref::fp8_key_scale_constant
-                                                                : ref::fp8_value_scale_constant);
+  s.scale = ref::fp8_scale_from_absmax(amax, s.role == side::keys ? ref::fp8_key_scale_constant
+                                                                  : ref::fp8_value_scale_constant);
 }
 
 void cache::append_rows(head& h, const rows& k, const rows& v, std::int64_t count,
-                        std::span<const std::int32_t> positions) {
-  for (auto [s, r, role] : {std::tuple{&h.keys, &k, side::keys}, std::tuple{&h.values, &v, side::values}}) {
-    if (is_fp8(format_of(role).kind) && s->scale == 0.0f) calibrate(*s, role, r->data, r->stride, count);
-    push(*s, role, r->data, r->stride, count);
+                        std::span<const std::int32_t> positions, std::span<const std::uint8_t> salient) {
+  for (int p = 0; p < parts(); ++p)  // fp8 parts calibrate on everything this call appends
+    for (auto [s, r] : {std::pair{&h.parts[p].keys, &k}, std::pair{&h.parts[p].values, &v}})
+      if (is_fp8(s->fmt.kind) && s->scale == 0.0f) calibrate(*s, r->data, r->stride, count);
+  for (std::int64_t t = 0; t < count; ++t) {
+    part& p = h.parts[salient.empty() || salient[std::size_t(t)] ? 0 : 1];
+    push(p.keys, k.data + t * k.stride);
+    push(p.values, v.data + t * v.stride);
+    const std::int32_t position = positions.empty() ? h.next_position : positions[std::size_t(t)];
+    p.positions.push_back(position);
+    h.next_position = position + 1;
   }
-  const std::int32_t next = h.positions.empty() ? 0 : h.positions.back() + 1;
-  for (std::int64_t t = 0; t < count; ++t)
-    h.positions.push_back(positions.empty() ? next + std::int32_t(t) : positions[std::size_t(t)]);
 }
 
 namespace {
 
 void check_rows(const char* fn, const tensor_view& k, const tensor_view& v, std::span<const std::int64_t> expected,
-                const char* expected_text, std::int64_t tokens, std::span<const std::int32_t> positions) {
+                const char* expected_text) {
   for (auto [x, name] : {std::pair{&k, "k"}, std::pair{&v, "v"}}) {
     detail::check_device(fn, name, *x, cpu_device);
     detail::check_dtype(fn, name, *x, dtype::f32);
@@ -270,15 +282,24 @@ void check_rows(const char* fn, const tensor_view& k, const tensor_view& v, std:
   detail::check_shape(fn, "v", v, k.shape());
   detail::check_rows_dense(fn, "k", k);
   detail::check_rows_dense(fn, "v", v);
-  if (!positions.empty() && std::int64_t(positions.size()) != tokens)
-    detail::fail(errc::shape_mismatch, fn, "positions must hold one entry per token (", tokens, "), got ",
-                 positions.size());
 }
 
 }  // namespace
 
+void cache::check_append(const char* fn, std::int64_t tokens, std::span<const std::int32_t> positions,
+                         std::span<const std::uint8_t> salient) const {
+  if (!positions.empty() && std::int64_t(positions.size()) != tokens)
+    detail::fail(errc::shape_mismatch, fn, "positions must hold one entry per token (", tokens, "), got ",
+                 positions.size());
+  if (!salient.empty() && parts() == 1)
+    detail::fail(errc::invalid_argument, fn,
+                 "salient flags need a mixed-precision cache (kv::mixed_precision formats), got ", salient.size());
+  if (!salient.empty() && std::int64_t(salient.size()) != tokens)
+    detail::fail(errc::shape_mismatch, fn, "salient must hold one flag per token (", tokens, "), got ", salient.size());
+}
+
 void cache::append(int layer, int head_index, const tensor_view& k, const tensor_view& v,
-                   std::span<const std::int32_t> positions) {
+                   std::span<const std::int32_t> positions, std::span<const std::uint8_t> salient) {
   constexpr const char* fn = "kv::cache::append";
   head& h = at(fn, layer, head_index);
   const std::int64_t d = config_.head_dim;
@@ -286,13 +307,15 @@ void cache::append(int layer, int head_index, const tensor_view& k, const tensor
   const std::int64_t shape2[] = {tokens, d};
   const bool one = k.rank() == 1;
   check_rows(fn, k, v, one ? std::span<const std::int64_t>(shape2 + 1, 1) : std::span<const std::int64_t>(shape2),
-             one ? "[head_dim]" : "[tokens, head_dim]", tokens, positions);
+             one ? "[head_dim]" : "[tokens, head_dim]");
+  check_append(fn, tokens, positions, salient);
   const rows kr{static_cast<const float*>(k.data()), one ? d : k.stride(0)};
   const rows vr{static_cast<const float*>(v.data()), one ? d : v.stride(0)};
-  append_rows(h, kr, vr, tokens, positions);
+  append_rows(h, kr, vr, tokens, positions, salient);
 }
 
-void cache::append(int layer, const tensor_view& k, const tensor_view& v, std::span<const std::int32_t> positions) {
+void cache::append(int layer, const tensor_view& k, const tensor_view& v, std::span<const std::int32_t> positions,
+                   std::span<const std::uint8_t> salient) {
   constexpr const char* fn = "kv::cache::append";
   at(fn, layer, 0);
   const std::int64_t d = config_.head_dim, heads = config_.kv_heads;
@@ -300,7 +323,8 @@ void cache::append(int layer, const tensor_view& k, const tensor_view& v, std::s
   const std::int64_t tokens = k.rank() == 3 ? k.size(1) : 1;
   const std::int64_t shape3[] = {heads, tokens, d}, shape2[] = {heads, d};
   check_rows(fn, k, v, one ? std::span<const std::int64_t>(shape2) : std::span<const std::int64_t>(shape3),
-             one ? "[kv_heads, head_dim]" : "[kv_heads, tokens, head_dim]", tokens, positions);
+             one ? "[kv_heads, head_dim]" : "[kv_heads, tokens, head_dim]");
+  check_append(fn, tokens, positions, salient);
   const std::int64_t ks = one ? d : k.stride(1), vs = one ? d : v.stride(1);
   const auto* kp = static_cast<const float*>(k.data());
   const auto* vp = static_cast<const float*>(v.data());
@@ -308,22 +332,25 @@ void cache::append(int layer, const tensor_view& k, const tensor_view& v, std::s
 #pragma omp parallel for schedule(static) if (parallel)
   for (std::int64_t i = 0; i < heads; ++i)
     append_rows(heads_[std::size_t(layer * heads + i)], rows{kp + i * k.stride(0), ks}, rows{vp + i * v.stride(0), vs},
-                tokens, positions);
+                tokens, positions, salient);
 }
 
 std::int64_t cache::tokens(int layer, int head_index) const {
-  return std::int64_t(at("kv::cache::tokens", layer, head_index).positions.size());
+  const head& h = at("kv::cache::tokens", layer, head_index);
+  return std::int64_t(h.parts[0].positions.size() + h.parts[1].positions.size());
 }
 
-std::span<const std::int32_t> cache::positions(int layer, int head_index) const {
-  return at("kv::cache::positions", layer, head_index).positions;
+std::span<const std::int32_t> cache::positions(int layer, int head_index, int part_index) const {
+  return part_of("kv::cache::positions", layer, head_index, part_index).positions;
 }
 
 std::int64_t cache::bytes(int layer, int head_index) const {
   const head& h = at("kv::cache::bytes", layer, head_index);
   const std::int64_t row = 4 * std::int64_t(config_.head_dim);
-  return h.keys.packed_bytes + h.values.packed_bytes +
-         (h.keys.residual_tokens + h.values.residual_tokens) * row;
+  std::int64_t n = 0;
+  for (const part& p : h.parts)
+    for (const stream* s : {&p.keys, &p.values}) n += s->packed_bytes + s->residual_tokens * row;
+  return n;
 }
 
 std::int64_t cache::bytes() const {
@@ -335,53 +362,56 @@ std::int64_t cache::bytes() const {
 
 void cache::reserve(std::int64_t tokens) {
   if (tokens < 0) detail::fail(errc::invalid_argument, "kv::cache::reserve", "tokens must be >= 0, got ", tokens);
-  for (head& h : heads_) {
-    for (auto [s, role] : {std::pair{&h.keys, side::keys}, std::pair{&h.values, side::values}}) {
-      const format& f = format_of(role);
-      const std::int64_t per = is_kivi(f.kind) && role == side::keys ? f.group : 1;
-      s->packed.reserve(std::size_t((tokens + per - 1) / per * unit_bytes(f, role, config_.head_dim) + packed_slack));
+  for (head& h : heads_)
+    for (int p = 0; p < parts(); ++p) {
+      for (stream* s : {&h.parts[p].keys, &h.parts[p].values}) {
+        const std::int64_t per = s->role == side::keys && is_kivi(s->fmt.kind) ? s->fmt.group : 1;
+        s->packed.reserve(std::size_t((tokens + per - 1) / per * unit_bytes(s->fmt, s->role, config_.head_dim) + packed_slack));
+      }
+      h.parts[p].positions.reserve(std::size_t(tokens));
     }
-    h.positions.reserve(std::size_t(tokens));
-  }
 }
 
-stream_view cache::view_of(const stream& s, side role, std::int64_t tokens) const {
+stream_view cache::view_of(const stream& s, std::int64_t tokens) const {
   stream_view out;
-  out.fmt = format_of(role);
-  out.role = role;
+  out.fmt = s.fmt;
+  out.role = s.role;
   out.head_dim = config_.head_dim;
   out.tokens = tokens;
   out.packed_tokens = s.packed_tokens;
   out.unit_tokens = out.per_channel() ? out.fmt.group : 1;
-  out.unit_bytes = unit_bytes(out.fmt, role, config_.head_dim);
+  out.unit_bytes = unit_bytes(out.fmt, s.role, config_.head_dim);
   out.packed = s.packed.data();
   out.residual = s.residual.data() + s.residual_begin * config_.head_dim;
   out.scale = is_fp8(out.fmt.kind) ? s.scale : 1.0f;
   return out;
 }
 
-head_view cache::view(int layer, int head_index) const {
-  const head& h = at("kv::cache::view", layer, head_index);
-  const auto tokens = std::int64_t(h.positions.size());
-  return {view_of(h.keys, side::keys, tokens), view_of(h.values, side::values, tokens), h.positions.data(), tokens};
+head_view cache::view(int layer, int head_index, int part_index) const {
+  const part& p = part_of("kv::cache::view", layer, head_index, part_index);
+  const auto tokens = std::int64_t(p.positions.size());
+  return {view_of(p.keys, tokens), view_of(p.values, tokens), p.positions.data(), tokens};
 }
 
 void cache::set_fp8_scales(int layer, int head_index, float key_scale, float value_scale) {
   constexpr const char* fn = "kv::cache::set_fp8_scales";
   head& h = at(fn, layer, head_index);
-  if (!h.positions.empty())
+  const std::int64_t held = tokens(layer, head_index);
+  if (held != 0)
     detail::fail(errc::invalid_argument, fn, "scales must be set before the head's first append, got a head holding ",
-                 h.positions.size(), " tokens");
+                 held, " tokens");
   for (float s : {key_scale, value_scale})
     if (!(s > 0.0f && s < 3.4e38f))
       detail::fail(errc::invalid_argument, fn, "scales must be finite and > 0, got ", std::to_string(s));
-  h.keys.scale = key_scale;
-  h.values.scale = value_scale;
+  for (part& p : h.parts) {
+    p.keys.scale = key_scale;
+    p.values.scale = value_scale;
+  }
 }
 
-void cache::dequantize(int layer, int head_index, const tensor_view& k, const tensor_view& v) const {
+void cache::dequantize(int layer, int head_index, const tensor_view& k, const tensor_view& v, int part_index) const {
   constexpr const char* fn = "kv::cache::dequantize";
-  const head_view hv = view(layer, head_index);
+  const head_view hv = view(layer, head_index, part_index);
   const std::int64_t shape[] = {hv.tokens, config_.head_dim};
   for (auto [x, name] : {std::pair{&k, "k"}, std::pair{&v, "v"}}) {
     detail::check_device(fn, name, *x, cpu_device);

@@ -38,7 +38,7 @@ class attention_workspace {
 // q, out: [n_heads, head_dim] f32 (rows dense). n_heads must be a multiple of the
 // cache's kv_heads; query head h reads KV head h / (n_heads / kv_heads) (grouped-
 // query attention). out = softmax(scale * q K^T) V over every token the head
-// holds; scale defaults to 1 / sqrt(head_dim). A query head whose KV head holds
+// holds (both parts of a mixed-precision cache); scale defaults to 1 / sqrt(head_dim). A query head whose KV head holds
 // no tokens gets out = 0. Without a workspace (or one made for fewer heads or a
 // smaller head_dim) heads run in parallel without splitting their tokens.
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
@@ -49,11 +49,12 @@ void decode_attention(const cache& c, int layer, const tensor_view& q, const ten
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
                       attention_workspace* workspace, std::optional<float> scale = std::nullopt);
 
-// The same over head views an engine holds itself: heads[kv_heads] of one layer,
+// The same over head views an engine holds itself: heads[kv_heads * parts] of one
+// layer (head h's part p at h * parts + p; parts = 2 for a mixed-precision cache),
 // laid out as cinch/kv/format.hpp says (kv::cache::view gives them; an engine may
 // copy that storage to a GPU and point the views there). q, out and the workspace
 // on one device; for a CUDA device every pointer in the views is device memory.
 void decode_attention(std::span<const head_view> heads, const tensor_view& q, const tensor_view& out,
-                      attention_workspace& workspace, std::optional<float> scale = std::nullopt);
+                      attention_workspace& workspace, std::optional<float> scale = std::nullopt, int parts = 1);
 
 }  // namespace cinch::kv

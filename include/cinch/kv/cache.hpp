@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -29,50 +30,71 @@ struct cache_config {
   format values;
 };
 
+// Mixed precision by token saliency (ZipCache, MiKV): every head holds two parts,
+// and tokens appended as not salient go to part 1 in these formats (e.g. KIVI-2
+// beside KIVI-4, or int8 beside f16). Rotation flags must match the config's.
+// kv::choose_bits gives the per-token choice.
+struct mixed_precision {
+  format keys;
+  format values;
+};
+
 class cache {
  public:
   // Throws errc::invalid_argument for a non-positive size or a bad format
   // parameter, errc::unsupported for a format the head size does not fit
   // (ggml blocks need head_dim % 32 == 0, KIVI values head_dim % group == 0,
   // rotation a power-of-two head_dim).
-  explicit cache(const cache_config& config);
+  explicit cache(const cache_config& config, std::optional<mixed_precision> low = std::nullopt);
 
   [[nodiscard]] const cache_config& config() const noexcept { return config_; }
+  [[nodiscard]] const std::optional<mixed_precision>& low() const noexcept { return low_; }
 
   // Appends tokens to one head: k, v [tokens, head_dim] f32 (or [head_dim] for one token).
   // positions: one per token; empty = continue after the head's last position (0 for an empty head).
+  // salient: one flag per token for a mixed-precision cache (0: part 1, the low formats);
+  // empty = all salient.
   void append(int layer, int head, const tensor_view& k, const tensor_view& v,
-              std::span<const std::int32_t> positions = {});
+              std::span<const std::int32_t> positions = {}, std::span<const std::uint8_t> salient = {});
   // Appends to every head of a layer: k, v [kv_heads, head_dim] (one token) or
   // [kv_heads, tokens, head_dim] (a chunk, e.g. prefill); a token-major buffer
-  // [tokens, kv_heads, head_dim] is the view .permute({1, 0, 2}). Positions are shared by the heads.
-  void append(int layer, const tensor_view& k, const tensor_view& v, std::span<const std::int32_t> positions = {});
+  // [tokens, kv_heads, head_dim] is the view .permute({1, 0, 2}). Positions and
+  // the salient flags are shared by the heads.
+  void append(int layer, const tensor_view& k, const tensor_view& v, std::span<const std::int32_t> positions = {},
+              std::span<const std::uint8_t> salient = {});
 
+  // 2 for a mixed-precision cache, else 1. Part 0 holds the salient tokens.
+  [[nodiscard]] int parts() const noexcept { return low_ ? 2 : 1; }
+
+  // Tokens of a head, all parts.
   [[nodiscard]] std::int64_t tokens(int layer, int head) const;
-  [[nodiscard]] std::span<const std::int32_t> positions(int layer, int head) const;
+  // Original positions of a part's tokens, oldest first.
+  [[nodiscard]] std::span<const std::int32_t> positions(int layer, int head, int part = 0) const;
 
   // Bytes held for keys and values of a head (packed records with their scales,
   // residual f32 tokens), and over every head. Positions are not counted.
   [[nodiscard]] std::int64_t bytes(int layer, int head) const;
   [[nodiscard]] std::int64_t bytes() const;
 
-  // Reserves room for `tokens` tokens in every head, so appends up to that
-  // length do not reallocate.
+  // Reserves room for `tokens` tokens in every head (in each part), so appends
+  // up to that length do not reallocate.
   void reserve(std::int64_t tokens);
 
-  // Read-only view of a head's storage, valid until the next append to it.
-  [[nodiscard]] head_view view(int layer, int head) const;
+  // Read-only view of one part of a head's storage, valid until the next append to it.
+  [[nodiscard]] head_view view(int layer, int head, int part = 0) const;
 
-  // fp8 formats: the scales of one head (x = float(code) * scale); only before
-  // its first append (later codes would change meaning). Overrides format::fp8_scale.
+  // fp8 formats: the scales of one head, every part (x = float(code) * scale); only
+  // before its first append (later codes would change meaning). Overrides format::fp8_scale.
   void set_fp8_scales(int layer, int head, float key_scale, float value_scale);
 
-  // The keys and values attention sees, dequantized and un-rotated into
-  // k, v [tokens, head_dim] f32: the reference for accuracy checks.
-  void dequantize(int layer, int head, const tensor_view& k, const tensor_view& v) const;
+  // The keys and values of one part of a head as attention sees them,
+  // dequantized and un-rotated into k, v [view(...).tokens, head_dim] f32.
+  void dequantize(int layer, int head, const tensor_view& k, const tensor_view& v, int part = 0) const;
 
  private:
   struct stream {
+    format fmt;
+    side role = side::keys;
     std::vector<std::byte> packed;  // packed_bytes in use, then zero bytes
     std::int64_t packed_bytes = 0;
     std::vector<float> residual;    // room for the window: 2 * residual rows for sliding windows
@@ -81,9 +103,13 @@ class cache {
     std::int64_t packed_tokens = 0;
     float scale = 0.0f;  // fp8: 0 until set or calibrated
   };
-  struct head {
+  struct part {
     stream keys, values;
     std::vector<std::int32_t> positions;
+  };
+  struct head {
+    part parts[2];
+    std::int32_t next_position = 0;
   };
 
   struct rows {  // appended tokens of one head: row t at data + t * stride
@@ -93,16 +119,20 @@ class cache {
 
   head& at(const char* function, int layer, int head_index);
   const head& at(const char* function, int layer, int head_index) const;
-  [[nodiscard]] const format& format_of(side role) const noexcept;
-  void append_rows(head& h, const rows& k, const rows& v, std::int64_t count, std::span<const std::int32_t> positions);
-  void calibrate(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count) const;
-  void push(stream& s, side role, const float* x, std::int64_t row_stride, std::int64_t count);
+  const part& part_of(const char* function, int layer, int head_index, int part_index) const;
+  void check_append(const char* function, std::int64_t tokens, std::span<const std::int32_t> positions,
+                    std::span<const std::uint8_t> salient) const;
+  void append_rows(head& h, const rows& k, const rows& v, std::int64_t count, std::span<const std::int32_t> positions,
+                   std::span<const std::uint8_t> salient);
+  void calibrate(stream& s, const float* x, std::int64_t row_stride, std::int64_t count) const;
+  void push(stream& s, const float* x);
   void flush_keys(stream& s);
   static std::byte* grow(stream& s, std::int64_t unit);
-  void pack_token(stream& s, side role, const float* x);
-  [[nodiscard]] stream_view view_of(const stream& s, side role, std::int64_t tokens) const;
+  void pack_token(stream& s, const float* x);
+  [[nodiscard]] stream_view view_of(const stream& s, std::int64_t tokens) const;
 
   cache_config config_;
+  std::optional<mixed_precision> low_;
   std::vector<head> heads_;  // [layer * kv_heads + head]
 };
 
