@@ -8,6 +8,7 @@
 #include <cinch/kv/attention.hpp>
 #include <cinch/ref/attention.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -343,4 +344,12 @@ TEST_CASE("mixed precision: attention over both parts of every head", "[kv][atte
                      std::nullopt, 2);
     CHECK(a == b);
   }
+}
+
+TEST_CASE("a GPU workspace needs a CUDA device", "[kv][attention]") {
+  if (cinch::cuda_device_count() > 0) return;  // covered by the device tests
+  const auto backends = cinch::compiled_backends();
+  const bool compiled = std::find(backends.begin(), backends.end(), cinch::backend_kind::cuda) != backends.end();
+  require_error([] { attention_workspace ws(4, 8, 0, cinch::cuda_device(0)); },
+                compiled ? errc::invalid_argument : errc::unsupported, {"kv::attention_workspace", "cuda"});
 }
