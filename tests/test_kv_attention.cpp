@@ -188,7 +188,7 @@ TEST_CASE("hand-computed attention over two tokens", "[kv][attention]") {
   CHECK(out[0] == Approx(p * 1 + (1 - p) * 3).epsilon(1e-6));
 }
 
-TEST_CASE("attention equals softmax attention over the dequantized cache, every format, every backend", "[kv][attention]") {
+TEST_CASE("attention equals softmax attention over the dequantized cache for every format and backend", "[kv][attention]") {
   for (const int d : {64, 16}) {
     for (const format& f : formats_for(d)) {
       INFO("head_dim " << d << ", format " << name_of(f));
@@ -244,7 +244,7 @@ TEST_CASE("decode_attention argument errors", "[kv][attention]") {
   require_error([&] { attention_workspace ws(4, 0); }, errc::invalid_argument, {"head_dim", "got 0"});
 }
 
-TEST_CASE("a NaN or inf key makes the query heads reading its head NaN, and only those", "[kv][attention]") {
+TEST_CASE("a NaN or inf key makes only the query heads reading its head NaN", "[kv][attention]") {
   const int d = 32;
   // ggml blocks ignore a NaN when they pick d (as ggml does: it becomes a code), so they get an inf.
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
@@ -291,7 +291,7 @@ TEST_CASE("attention over an engine's own head views equals attention over the c
                 errc::shape_mismatch, {"multiple of kv_heads", "got [6, 32]"});
 }
 
-TEST_CASE("token_element reads back what dequantize gives, one element at a time", "[kv][attention]") {
+TEST_CASE("token_element reads back what dequantize gives one element at a time", "[kv][attention]") {
   const int d = 64;
   for (const format& f : formats_for(d)) {
     if (f.rotate) continue;  // dequantize also rotates back

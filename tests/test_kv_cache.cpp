@@ -66,7 +66,7 @@ TEST_CASE("cache configuration errors name the argument", "[kv][cache]") {
                 {"values format", "99"});
 }
 
-TEST_CASE("append errors: wrong shape, dtype, head, layer, K/V mismatch, positions", "[kv][cache]") {
+TEST_CASE("append errors: wrong shape or dtype or head or layer or K/V mismatch or positions", "[kv][cache]") {
   cache c(config_of(2, 3, 8, format{scheme::f16}, format{scheme::f32}));
   std::vector<float> x(3 * 5 * 8, 1.0f);
   std::vector<cinch::f16_bits> h(x.size());
@@ -100,7 +100,7 @@ TEST_CASE("append errors: wrong shape, dtype, head, layer, K/V mismatch, positio
   CHECK(c.bytes() == 0);
 }
 
-TEST_CASE("ragged heads, shared and explicit positions, layer-wide and token-major appends", "[kv][cache]") {
+TEST_CASE("ragged heads with shared and explicit positions and layer-wide and token-major appends", "[kv][cache]") {
   const int d = 8;
   cache c(config_of(2, 2, d, format{scheme::f32}, format{scheme::f32}));
   const std::vector<float> x = random_values(4 * 2 * d, 1);
@@ -133,7 +133,7 @@ TEST_CASE("ragged heads, shared and explicit positions, layer-wide and token-maj
   CHECK(std::vector<float>(v0.begin(), v0.end()) == std::vector<float>(x.begin() + 2 * d, x.begin() + 3 * d));
 }
 
-TEST_CASE("plain and int8 formats store exactly what their conversions give, and count their bytes", "[kv][cache]") {
+TEST_CASE("plain and int8 formats store exactly what their conversions give and count their bytes", "[kv][cache]") {
   const int d = 16, n = 5;
   const std::vector<float> x = random_values(std::size_t(n * d), 2, 3.0f);
   const tensor_view xv(x.data(), dtype::f32, {n, d});
@@ -202,7 +202,7 @@ TEST_CASE("reserve keeps decode appends from reallocating", "[kv][cache]") {
   CHECK(last.positions == first.positions);
 }
 
-TEST_CASE("fp8 scales: vLLM calibration on the first append, or set per head", "[kv][cache]") {
+TEST_CASE("fp8 scales: vLLM calibration on the first append or set per head", "[kv][cache]") {
   const int d = 8;
   for (const scheme s : {scheme::fp8_e4m3, scheme::fp8_e5m2}) {
     INFO(to_string(s));
@@ -306,7 +306,7 @@ TEST_CASE("KIVI configuration errors", "[kv][cache]") {
                 {"keys rotation", "power-of-two", "got 24"});
 }
 
-TEST_CASE("KIVI windows: keys flush R tokens at once, values slide one token at a time", "[kv][cache]") {
+TEST_CASE("KIVI windows: keys flush R tokens at once and values slide one token at a time", "[kv][cache]") {
   const int d = 16, G = 8, R = 16;
   for (const int bits : {4, 2, 8}) {
     INFO("bits " << bits);
@@ -387,7 +387,7 @@ TEST_CASE("rotated streams store H x and dequantize back to x", "[kv][cache]") {
   }
 }
 
-TEST_CASE("mixed precision: salient tokens in the high formats, the others in the low ones", "[kv][cache]") {
+TEST_CASE("mixed precision: salient tokens in the high formats and the others in the low ones", "[kv][cache]") {
   const int d = 16;
   const mixed_precision low{format::kivi(2, 8, 8), format::kivi(2, 8, 0)};
   cache c(config_of(1, 2, d, format::kivi(4, 8, 8), format::kivi(4, 8, 0)), low);
