@@ -38,9 +38,8 @@ matd product(const MA& a, const MB& b) {
 
 // Boundary checks: an f32 CPU matrix [rows, cols] with finite entries.
 void check_matrix(std::string_view fn, std::string_view name, const tensor_view& w);
-// Copies of a checked matrix.
+// A copy of a checked matrix.
 [[nodiscard]] matd to_matd(const tensor_view& w);
-[[nodiscard]] matf_rows to_matf_rows(const tensor_view& w);
 // A new dense f32 [rows, cols] tensor holding m.
 [[nodiscard]] tensor to_tensor(const matd& m);
 

@@ -39,14 +39,6 @@ matd to_matd(const tensor_view& w) {
   return out;
 }
 
-matf_rows to_matf_rows(const tensor_view& w) {
-  const auto m = w.as<const float, 2>();
-  matf_rows out(m.shape[0], m.shape[1]);
-  for (std::int64_t i = 0; i < m.shape[0]; ++i)
-    for (std::int64_t j = 0; j < m.shape[1]; ++j) out(i, j) = m.data[i * m.strides[0] + j * m.strides[1]];
-  return out;
-}
-
 tensor to_tensor(const matd& m) {
   tensor t = tensor::empty({m.rows(), m.cols()}, dtype::f32);
   float* p = t.data<float>();
@@ -162,21 +154,22 @@ matd orthonormalize(matf_rows& y, int passes) {
   return r;
 }
 
-svd_parts svd_randomized(const matf_rows& w, std::int64_t k, const svd_options& o) {
-  const std::int64_t m = w.rows(), n = w.cols();
+// w is read in place through its strides: the GEMM takes any.
+svd_parts svd_randomized(strided_matrix<const float> w, std::int64_t k, const svd_options& o) {
+  const std::int64_t m = w.rows, n = w.cols;
   const std::int64_t l = std::min(k + o.oversampling, std::min(m, n));
-  const auto wt = transposed(w);
+  const auto wt = w.t();
   matf_rows omega(n, l);
   normal_stream normal(o.seed);
   for (Eigen::Index i = 0; i < omega.size(); ++i) omega.data()[i] = normal.next();
 
   matf_rows y(m, l), z(n, l);
-  multiply(as_strided(y), as_strided(w), as_strided(std::as_const(omega)));
+  multiply(as_strided(y), w, as_strided(std::as_const(omega)));
   orthonormalize(y, 1);
   for (int it = 0; it < o.power_iterations; ++it) {
     multiply(as_strided(z), wt, as_strided(std::as_const(y)));
     orthonormalize(z, 1);
-    multiply(as_strided(y), as_strided(w), as_strided(std::as_const(z)));
+    multiply(as_strided(y), w, as_strided(std::as_const(z)));
     orthonormalize(y, 1);
   }
   orthonormalize(y, 1);  // a second pass: Q must be orthonormal to working precision
@@ -185,9 +178,11 @@ svd_parts svd_randomized(const matf_rows& w, std::int64_t k, const svd_options& 
   multiply(as_strided(z), wt, as_strided(std::as_const(y)));
   const matd r = orthonormalize(z, 2);
   const Eigen::BDCSVD<matd> small(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
-  const matd q = y.cast<double>(), qb = z.cast<double>();
-  const matd vr = small.matrixV().leftCols(k), ur = small.matrixU().leftCols(k);
-  svd_parts p{product(q, vr), small.singularValues().head(k), product(qb, ur), svd_method::randomized};
+  const matf_rows vr = small.matrixV().leftCols(k).cast<float>(), ur = small.matrixU().leftCols(k).cast<float>();
+  matf_rows u(m, k), v(n, k);
+  multiply(as_strided(u), as_strided(std::as_const(y)), as_strided(vr));
+  multiply(as_strided(v), as_strided(std::as_const(z)), as_strided(ur));
+  svd_parts p{u.cast<double>(), small.singularValues().head(k), v.cast<double>(), svd_method::randomized};
   fix_signs(p.u, p.v);
   return p;
 }
@@ -200,14 +195,18 @@ svd_method resolve(std::int64_t m, std::int64_t n, std::int64_t k, const svd_opt
 
 svd_parts svd_of(std::string_view fn, const matd& w, std::int64_t k, const svd_options& options) {
   check_svd_request(fn, w.rows(), w.cols(), k, options);
-  if (resolve(w.rows(), w.cols(), k, options) == svd_method::randomized)
-    return svd_randomized(w.cast<float>(), k, options);
+  if (resolve(w.rows(), w.cols(), k, options) == svd_method::randomized) {
+    const matf_rows f = w.cast<float>();
+    return svd_randomized(as_strided(f), k, options);
+  }
   return svd_exact(w, k);
 }
 
 svd_parts svd_of(std::string_view fn, const tensor_view& w, std::int64_t k, const svd_options& options) {
   check_svd_request(fn, w.size(0), w.size(1), k, options);
-  if (resolve(w.size(0), w.size(1), k, options) == svd_method::randomized) return svd_randomized(to_matf_rows(w), k, options);
+  if (resolve(w.size(0), w.size(1), k, options) == svd_method::randomized)
+    return svd_randomized({static_cast<const float*>(w.data()), w.size(0), w.size(1), w.stride(0), w.stride(1)}, k,
+                          options);
   return svd_exact(to_matd(w), k);
 }
 

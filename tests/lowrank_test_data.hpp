@@ -112,6 +112,9 @@ inline matrix from_tensor(const cinch::tensor_view& t) {
 inline cinch::tensor_view view_of(const std::vector<float>& v, std::int64_t rows, std::int64_t cols) {
   return cinch::tensor_view(v.data(), cinch::dtype::f32, {rows, cols});
 }
+inline cinch::tensor_view view_of(std::vector<float>& v, std::int64_t rows, std::int64_t cols) {
+  return cinch::tensor_view(v.data(), cinch::dtype::f32, {rows, cols});
+}
 
 // Calibration activations [tokens, width]: Gaussian channels with per-channel
 // scales, and `outliers` channels 25x larger, as LLM activations have.

@@ -46,4 +46,27 @@ inline void dot_rows(std::int64_t tokens, std::int64_t rows, std::int64_t n, con
   gemm<float>(tokens, rows, n, x, ldx, 1, w, 1, ldw, out, ldo, 1, accumulate);
 }
 
+// The fused low-rank apply y = A (B x) for `tokens` rows of x, the rank streamed
+// in tiles of `tile` rows of B (tile >= rank: one tile, the two-GEMM form). For each
+// token and tile: z_j = dot(B row j, x_t) over n, then every output adds one
+// partial sum per tile, tiles ascending: y_ti = y_ti + sum_{j in tile} A_ij z_j (the
+// first tile assigns unless accumulating). a: [m, r] rows lda apart, b: [r, n] rows
+// ldb apart, x: [tokens, n] rows ldx apart, y: [tokens, m] rows ldy apart; z is
+// scratch for min(tile, r) floats.
+inline void apply_factors(std::int64_t tokens, std::int64_t m, std::int64_t n, std::int64_t r, std::int64_t tile,
+                          const float* a, std::int64_t lda, const float* b, std::int64_t ldb, const float* x,
+                          std::int64_t ldx, float* y, std::int64_t ldy, bool accumulate, float* z) noexcept {
+  const std::int64_t step = tile < r ? tile : r;
+  for (std::int64_t t = 0; t < tokens; ++t)
+    for (std::int64_t j0 = 0; j0 < r; j0 += step) {
+      const std::int64_t len = r - j0 < step ? r - j0 : step;
+      for (std::int64_t j = 0; j < len; ++j) z[j] = dot(b + (j0 + j) * ldb, 1, x + t * ldx, 1, n);
+      for (std::int64_t i = 0; i < m; ++i) {
+        const float s = dot(a + i * lda + j0, 1, z, 1, len);
+        float& out = y[t * ldy + i];
+        out = (accumulate || j0 > 0) ? out + s : s;
+      }
+    }
+}
+
 }  // namespace cinch::ref
