@@ -6,7 +6,10 @@
 
 #include <cinch/cinch.hpp>
 #include <cinch/tokens/apply.hpp>
+#include <cinch/tokens/dart.hpp>
+#include <cinch/tokens/divprune.hpp>
 #include <cinch/tokens/dycoke.hpp>
+#include <cinch/tokens/fastv.hpp>
 #include <cinch/tokens/fastvid.hpp>
 #include <cinch/tokens/fourier.hpp>
 #include <cinch/tokens/greedy_prune.hpp>
@@ -14,8 +17,11 @@
 #include <cinch/tokens/prumerge.hpp>
 #include <cinch/tokens/scissor.hpp>
 #include <cinch/tokens/sparsevlm.hpp>
+#include <cinch/tokens/visionzip.hpp>
 
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -351,4 +357,39 @@ TEST_CASE("FastVID keeps salient tokens per frame and anchors per segment at an 
                 errc::invalid_argument, {"needs inputs.cls_attention"});
   o.retention = 0;
   require_error([&] { (void)tokens::fastvid(in, o); }, errc::invalid_argument, {"retention in (0, 1]"});
+}
+
+// ------------------------------------------------------------------ bad input
+
+TEST_CASE("every budgeted method refuses keep 0 and non-finite inputs", "[tokens][errors]") {
+  const std::int64_t n = 16, d = 4;
+  std::vector<float> x = normal_values(std::size_t(n * d), 111), keys = normal_values(std::size_t(n * 3), 112);
+  std::vector<float> s(std::size_t(n), 0.1f);
+  tokens::inputs in;
+  in.features = tensor_view(x.data(), dtype::f32, {n, d});
+  in.keys = tensor_view(keys.data(), dtype::f32, {n, 3});
+  in.cls_attention = tensor_view(s.data(), dtype::f32, {n});
+  in.text_attention = tensor_view(s.data(), dtype::f32, {1, n});
+  in.shape = {1, 4, 4};
+  const std::vector<std::pair<const char*, std::function<tokens::plan(std::int64_t)>>> methods = {
+      {"tokens::fastv", [&](std::int64_t k) { return tokens::fastv(in, k); }},
+      {"tokens::divprune", [&](std::int64_t k) { return tokens::divprune(in, k); }},
+      {"tokens::visionzip", [&](std::int64_t k) { return tokens::visionzip(in, k); }},
+      {"tokens::dart", [&](std::int64_t k) { return tokens::dart(in, k); }},
+      {"tokens::sparsevlm", [&](std::int64_t k) { return tokens::sparsevlm(in, k); }},
+      {"tokens::greedy_prune", [&](std::int64_t k) { return tokens::greedy_prune(in, k); }},
+  };
+  for (const auto& [name, method] : methods) {
+    INFO(name);
+    require_error([&] { (void)method(0); }, errc::invalid_argument, {name, "keep must be >= 1", "got 0"});
+    CHECK(method(n + 5).output_tokens() == n);  // clamped
+  }
+  s[9] = std::numeric_limits<float>::quiet_NaN();
+  require_error([&] { (void)tokens::visionzip(in, 4); }, errc::invalid_argument,
+                {"cls_attention must be finite", "nan at token 9"});
+  require_error([&] { (void)tokens::fastv(in, 4); }, errc::invalid_argument, {"text_attention must be finite", "token 0, element 9"});
+  s[9] = 0.1f;
+  keys[7] = std::numeric_limits<float>::infinity();
+  require_error([&] { (void)tokens::divprune(in, 4); }, errc::invalid_argument, {"keys must be finite", "inf at token 2"});
+  require_error([&] { (void)tokens::scissor(in); }, errc::invalid_argument, {"tokens::scissor", "keys must be finite"});
 }
