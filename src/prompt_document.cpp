@@ -18,12 +18,46 @@ namespace {
 bool all_space(std::string_view s) {
   char32_t cp = 0;
   for (std::size_t p = 0; p < s.size();) {
+    const auto b = static_cast<unsigned char>(s[p]);
+    if (b < 0x80) {
+      if (b != ' ' && (b < '\t' || b > '\r')) return false;
+      ++p;
+      continue;
+    }
     const int n = decode_utf8(s, p, cp);
     if (n == 0 || !is_space(cp)) return false;
     p += std::size_t(n);
   }
   return true;
 }
+
+// Sorted, disjoint ranges queried at positions that never decrease.
+class range_cursor {
+ public:
+  explicit range_cursor(const std::vector<text_range>& r) : r_(r) {}
+  // Whether pos lies in a range (begin <= pos < end).
+  bool contains(std::size_t pos) {
+    skip(pos);
+    return i_ < r_.size() && r_[i_].begin <= pos;
+  }
+  // Whether pos lies strictly inside a range (begin < pos < end).
+  bool inside(std::size_t pos) {
+    skip(pos);
+    return i_ < r_.size() && r_[i_].begin < pos;
+  }
+  // Whether [b, e) meets a range.
+  bool overlaps(std::size_t b, std::size_t e) {
+    skip(b);
+    return i_ < r_.size() && r_[i_].begin < e;
+  }
+
+ private:
+  void skip(std::size_t pos) {
+    while (i_ < r_.size() && r_[i_].end <= pos) ++i_;
+  }
+  const std::vector<text_range>& r_;
+  std::size_t i_ = 0;
+};
 
 // An order-preserving map from float to unsigned (for radix sorting).
 std::uint32_t ordered_bits(float f) {
@@ -32,17 +66,21 @@ std::uint32_t ordered_bits(float f) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-// Sorts 64-bit keys ascending: LSD radix sort by bytes, skipping bytes every key shares.
-void radix_sort(std::vector<std::uint64_t>& keys) {
+// Sorts keys (score bits << 32 | index) ascending. Large inputs: a stable LSD
+// radix sort on the 32 score bits in two 16-bit passes, so equal scores keep the
+// index order they start in; small ones: std::sort on the whole key.
+void sort_keys(std::vector<std::uint64_t>& keys) {
+  if (keys.size() < 4096) {
+    std::sort(keys.begin(), keys.end());
+    return;
+  }
   std::vector<std::uint64_t> tmp(keys.size());
-  std::uint64_t all_or = 0, all_and = ~std::uint64_t{0};
-  for (const std::uint64_t k : keys) all_or |= k, all_and &= k;
-  for (int shift = 0; shift < 64; shift += 8) {
-    if ((((all_or ^ all_and) >> shift) & 0xFF) == 0) continue;  // this byte is the same in every key
-    std::size_t count[257] = {};
-    for (const std::uint64_t k : keys) ++count[((k >> shift) & 0xFF) + 1];
-    for (int i = 0; i < 256; ++i) count[i + 1] += count[i];
-    for (const std::uint64_t k : keys) tmp[count[(k >> shift) & 0xFF]++] = k;
+  std::vector<std::uint32_t> count(65537);
+  for (const int shift : {32, 48}) {
+    std::fill(count.begin(), count.end(), 0u);
+    for (const std::uint64_t k : keys) ++count[((k >> shift) & 0xFFFF) + 1];
+    for (std::size_t i = 0; i < 65536; ++i) count[i + 1] += count[i];
+    for (const std::uint64_t k : keys) tmp[count[(k >> shift) & 0xFFFF]++] = k;
     keys.swap(tmp);
   }
 }
@@ -66,7 +104,7 @@ void check_text(std::string_view fn, std::string_view name, std::string_view tex
     cinch::detail::fail(errc::invalid_argument, fn, name, " is not valid UTF-8 at byte ", bad);
 }
 
-document::document(std::string_view f, std::span<const part_spec> specs, std::span<const std::vector<token>> toks,
+document::document(std::string_view f, std::span<const part_spec> specs, std::span<const std::span<const token>> toks,
                    const structure_options& structure, granularity level, std::string sep)
     : fn(f), separator(std::move(sep)) {
   build(specs, toks, structure, level);
@@ -77,10 +115,10 @@ document::document(std::string_view f, std::span<const part_spec> specs, const t
     : fn(f), separator(std::move(sep)) {
   std::vector<std::vector<token>> toks;
   for (const part_spec& s : specs) toks.push_back(checked_encode(fn, tok, s.text));
-  build(specs, toks, structure, level);
+  build(specs, std::vector<std::span<const token>>(toks.begin(), toks.end()), structure, level);
 }
 
-void document::build(std::span<const part_spec> specs, std::span<const std::vector<token>> toks,
+void document::build(std::span<const part_spec> specs, std::span<const std::span<const token>> toks,
                      const structure_options& structure, granularity level) {
   std::vector<std::size_t> begins;
   for (const part_spec& spec : specs) {
@@ -92,9 +130,14 @@ void document::build(std::span<const part_spec> specs, std::span<const std::vect
     if (r.begin > r.end || r.end > original.size())
       cinch::detail::fail(errc::invalid_argument, fn, "protect range [", r.begin, ", ", r.end,
                           ") must lie within the prompt of ", original.size(), " bytes");
+  std::size_t total = 0;
+  for (const std::span<const token> t : toks) total += t.size();
+  tokens.reserve(total);
+  atoms.reserve(total + specs.size());
+  units.reserve(total + specs.size());
   for (std::size_t i = 0; i < specs.size(); ++i) {
     const std::string_view text = specs[i].text;
-    const std::vector<token>& local = toks[i];
+    const std::span<const token> local = toks[i];
     part p{};
     p.forced = specs[i].forced;
     p.begin = begins[i];
@@ -105,23 +148,20 @@ void document::build(std::span<const part_spec> specs, std::span<const std::vect
     for (const token& t : local) tokens.push_back({t.id, t.begin + p.begin, t.end + p.begin});
     p.tok1 = std::int32_t(tokens.size());
     if (!text.empty()) {
-      // Byte maps of protected bytes and of cuts that would split an escape.
-      std::vector<bool> prot(text.size(), p.forced), inside(text.size() + 1, false);
-      if (!p.forced) {
+      structure_plan plan{structure::plain, {}, {}};
+      if (p.forced) {
+        plan.protect.push_back({0, text.size()});
+      } else {
         structure_options local_structure = structure;  // protect ranges are in the original's bytes
         local_structure.protect.clear();
         for (const text_range& r : structure.protect)
           if (r.end > p.begin && r.begin < p.end)
             local_structure.protect.push_back({std::max(r.begin, p.begin) - p.begin, std::min(r.end, p.end) - p.begin});
-        const structure_plan plan = analyze_structure(text, local_structure);
-        for (const text_range& r : plan.protect) std::fill(prot.begin() + std::ptrdiff_t(r.begin), prot.begin() + std::ptrdiff_t(r.end), true);
-        for (const text_range& r : plan.unbreakable)
-          for (std::size_t q = r.begin + 1; q < r.end; ++q) inside[q] = true;
+        plan = analyze_structure(text, local_structure);
       }
+      range_cursor at_cut(plan.protect), in_atom(plan.protect), escapes(plan.unbreakable);
       auto close = [&](std::size_t b, std::size_t e, std::int32_t t0, std::int32_t t1) {
-        const bool forced = std::find(prot.begin() + std::ptrdiff_t(b), prot.begin() + std::ptrdiff_t(e), true) !=
-                            prot.begin() + std::ptrdiff_t(e);
-        atoms.push_back({b + p.begin, e + p.begin, t0 + p.tok0, t1 + p.tok0, forced || t0 == t1});
+        atoms.push_back({b + p.begin, e + p.begin, t0 + p.tok0, t1 + p.tok0, in_atom.overlaps(b, e) || t0 == t1});
       };
       if (local.empty()) {
         close(0, text.size(), 0, 0);  // text without tokens: kept as it is
@@ -132,12 +172,14 @@ void document::build(std::span<const part_spec> specs, std::span<const std::vect
         for (std::size_t t = 1; t < local.size(); ++t) {
           const std::size_t at = local[t].begin;
           const std::size_t own_end = t + 1 < local.size() ? local[t + 1].begin : text.size();
-          const bool can_cut = at > start && is_char_boundary(text, at) && !inside[at];
-          if (can_cut && (prot[at - 1] != prot[at] || !space_only)) {
+          const bool can_cut = at > start && is_char_boundary(text, at) && !escapes.inside(at);
+          if (can_cut && (at_cut.contains(at - 1) != at_cut.contains(at) || !space_only)) {
             close(start, at, t0, std::int32_t(t));
             start = at, t0 = std::int32_t(t), space_only = true;
           }
-          space_only = space_only && all_space(text.substr(at, own_end - at));
+          const auto first = static_cast<unsigned char>(text[at]);  // most tokens start with a letter or ' ' + letter
+          space_only = space_only && (first >= 0x80 || first == ' ' || (first >= '\t' && first <= '\r')) &&
+                       all_space(text.substr(at, own_end - at));
         }
         close(start, text.size(), t0, std::int32_t(local.size()));
       }
@@ -217,7 +259,7 @@ std::vector<std::int32_t> document::ranked(std::int32_t u0, std::int32_t u1) con
       if (!units[std::size_t(u)].forced)
         keys.push_back(std::uint64_t(~ordered_bits(units[std::size_t(u)].score)) << 32 | std::uint32_t(u));
   }
-  radix_sort(keys);
+  sort_keys(keys);
   std::vector<std::int32_t> out(keys.size());
   for (std::size_t i = 0; i < keys.size(); ++i) out[i] = std::int32_t(keys[i] & 0xFFFFFFFFu);
   return out;
@@ -272,20 +314,30 @@ void document::drop_part(std::size_t p) {
 std::string document::render(std::vector<kept_span>* spans) const {
   std::string out;
   out.reserve(original.size());
+  std::size_t run_begin = 0, run_end = 0;  // kept bytes not yet copied
+  auto flush = [&] {
+    if (run_begin == run_end) return;
+    if (spans) spans->push_back({run_begin, run_end, out.size()});
+    out.append(original, run_begin, run_end - run_begin);
+    run_begin = run_end;
+  };
   for (const std::int32_t pi : order) {
     const part& p = parts[std::size_t(pi)];
     if (p.dropped) continue;
     bool first = true;
     for_each_kept_atom(p.unit0, p.unit1, [&](const atom& at) {
-      if (first && !out.empty()) out += separator;
-      first = false;
-      if (spans) {
-        kept_span* last = spans->empty() ? nullptr : &spans->back();
-        if (last && last->end == at.begin && last->out + (last->end - last->begin) == out.size()) last->end = at.end;
-        else spans->push_back({at.begin, at.end, out.size()});
+      if (first) {
+        flush();
+        if (!out.empty()) out += separator;
+        run_begin = run_end = at.begin;
+        first = false;
+      } else if (at.begin != run_end) {
+        flush();
+        run_begin = run_end = at.begin;
       }
-      out.append(original, at.begin, at.end - at.begin);
+      run_end = at.end;
     });
+    flush();
   }
   return out;
 }
@@ -323,19 +375,18 @@ result document::finish(std::int64_t origin_tokens, std::int64_t target, std::in
   r.rate = origin_tokens ? double(compressed) / double(origin_tokens) : 1.0;
   r.ratio = compressed ? double(origin_tokens) / double(compressed)
                        : (origin_tokens ? std::numeric_limits<double>::infinity() : 1.0);
-  std::vector<std::int32_t> kept_ids;
-  for (const part& p : parts)
-    if (!p.dropped) kept_tokens_of(p.unit0, p.unit1, kept_ids);
-  std::vector<bool> kept(tokens.size(), false);
-  for (const std::int32_t t : kept_ids) kept[std::size_t(t)] = true;
-  std::vector<bool> forced(tokens.size(), false);
-  for (const unit& u : units)
-    if (u.forced)
-      for (std::int32_t t = atoms[std::size_t(u.atom0)].tok0; t < atoms[std::size_t(u.atom1 - 1)].tok1; ++t)
-        forced[std::size_t(t)] = true;
-  r.tokens.resize(tokens.size());
+  r.tokens.reserve(tokens.size());
   for (std::size_t t = 0; t < tokens.size(); ++t)
-    r.tokens[t] = {tokens[t].id, tokens[t].begin, tokens[t].end, scores[t], bool(kept[t]), bool(forced[t])};
+    r.tokens.push_back({tokens[t].id, tokens[t].begin, tokens[t].end, scores[t], false, false});
+  for (const part& p : parts) {
+    for (std::int32_t u = p.unit0; u < p.unit1; ++u)
+      if (units[std::size_t(u)].forced)
+        for (std::int32_t t = token_range(u).first; t < token_range(u).second; ++t) r.tokens[std::size_t(t)].forced = true;
+    if (!p.dropped)
+      for_each_kept_atom(p.unit0, p.unit1, [&](const atom& at) {
+        for (std::int32_t t = at.tok0; t < at.tok1; ++t) r.tokens[std::size_t(t)].kept = true;
+      });
+  }
   return r;
 }
 

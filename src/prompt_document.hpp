@@ -61,7 +61,7 @@ class document {
   // tokens[i] are the tokens of parts[i].text (checked against the contract).
   // The structure applies to each part, its protect ranges given in the
   // original's bytes.
-  document(std::string_view fn, std::span<const part_spec> parts, std::span<const std::vector<token>> tokens,
+  document(std::string_view fn, std::span<const part_spec> parts, std::span<const std::span<const token>> tokens,
            const structure_options& structure, granularity level, std::string separator = "\n\n");
   // Tokenizes the parts with tok.
   document(std::string_view fn, std::span<const part_spec> parts, const tokenizer& tok,
@@ -133,7 +133,7 @@ class document {
     }
   }
 
-  void build(std::span<const part_spec> specs, std::span<const std::vector<token>> tokens,
+  void build(std::span<const part_spec> specs, std::span<const std::span<const token>> tokens,
              const structure_options& structure, granularity level);
 };
 

@@ -19,14 +19,25 @@ struct decoded {
   bool valid;
 };
 decoded at(std::string_view s, std::size_t pos) {
+  const auto b = static_cast<unsigned char>(s[pos]);
+  if (b < 0x80) return {b, 1, true};
   char32_t cp = 0;
   const int n = decode_utf8(s, pos, cp);
   return n ? decoded{cp, std::size_t(n), true} : decoded{0xFFFD, 1, false};
 }
 
 bool space_at(std::string_view s, std::size_t pos) {
+  const auto b = static_cast<unsigned char>(s[pos]);
+  if (b < 0x80) return b == ' ' || (b >= '\t' && b <= '\r');
   const decoded d = at(s, pos);
   return d.valid && is_space(d.cp);
+}
+
+// The start of the character before pos (> floor).
+std::size_t char_before(std::string_view s, std::size_t pos, std::size_t floor) {
+  std::size_t p = pos - 1;
+  while (p > floor && (static_cast<unsigned char>(s[p]) & 0xC0) == 0x80 && pos - p < 4) --p;
+  return p;
 }
 
 bool word_char(const decoded& d) {
@@ -52,38 +63,70 @@ bool is_closer(char32_t c);
 // Where the trailing punctuation of the run [b, e) starts (". , ; : ! ? …", then
 // closing quotes or brackets), or e when it has none or is all punctuation.
 std::size_t trailing_punct(std::string_view text, std::size_t b, std::size_t e) {
-  std::vector<std::size_t> starts;
-  for (std::size_t p = b; p < e; p += at(text, p).len) starts.push_back(p);
-  std::size_t i = starts.size();
-  while (i > 0 && is_closer(at(text, starts[i - 1]).cp)) --i;
-  const std::size_t closers = i;
-  while (i > 0 && is_trailing_punct(at(text, starts[i - 1]).cp)) --i;
-  return i == closers || i == 0 ? e : starts[i];
+  const auto last = static_cast<unsigned char>(text[e - 1]);
+  if ((last >= 'a' && last <= 'z') || (last >= 'A' && last <= 'Z') || (last >= '0' && last <= '9'))
+    return e;  // the common case: a word ending in a letter or digit
+  std::size_t p = e;
+  while (p > b && is_closer(at(text, char_before(text, p, b)).cp)) p = char_before(text, p, b);
+  const std::size_t closers = p;
+  while (p > b && is_trailing_punct(at(text, char_before(text, p, b)).cp)) p = char_before(text, p, b);
+  return p == closers || p == b ? e : p;
 }
 
-std::vector<word> words_of(std::string_view text) {
+// Word starts, ascending.
+std::vector<std::size_t> word_starts(std::string_view text) {
   std::vector<std::size_t> starts;
-  for (std::size_t pos = 0; pos < text.size();) {
-    const std::size_t lead = pos;  // whitespace belongs to the word after it
-    while (pos < text.size() && space_at(text, pos)) pos += at(text, pos).len;
-    if (pos == text.size()) {
-      starts.push_back(lead);
-      break;
+  starts.reserve(text.size() / 4);
+  const std::size_t n = text.size();
+  auto ascii_space = [](unsigned char b) { return b == ' ' || (b >= '\t' && b <= '\r'); };
+  for (std::size_t pos = 0; pos < n;) {
+    starts.push_back(pos);  // whitespace belongs to the word after it
+    while (pos < n) {
+      const auto b = static_cast<unsigned char>(text[pos]);
+      if (b < 0x80) {
+        if (!ascii_space(b)) break;
+        ++pos;
+      } else {
+        const decoded d = at(text, pos);
+        if (!d.valid || !is_space(d.cp)) break;
+        pos += d.len;
+      }
     }
-    std::size_t end = pos;
-    while (end < text.size() && !space_at(text, end)) end += at(text, end).len;
+    std::size_t end = pos;  // the run of non-space characters
+    bool ascii = true;
+    while (end < n) {
+      const auto b = static_cast<unsigned char>(text[end]);
+      if (b < 0x80) {
+        if (ascii_space(b)) break;
+        ++end;
+      } else {
+        const decoded d = at(text, end);
+        if (d.valid && is_space(d.cp)) break;
+        ascii = false;
+        end += d.len;
+      }
+    }
+    if (pos == end) break;
     const std::size_t tail = trailing_punct(text, pos, end);
-    bool prev_unspaced = false;
-    for (std::size_t p = pos; p < end;) {
-      const decoded d = at(text, p);
-      const bool unspaced = d.valid && (is_unspaced_script(d.cp) || is_cjk_punct(d.cp));
-      if (p == pos) starts.push_back(lead);
-      else if (unspaced || prev_unspaced || p == tail) starts.push_back(p);
-      prev_unspaced = unspaced;
-      p += d.len;
+    if (ascii) {
+      if (tail != end) starts.push_back(tail);
+    } else {
+      bool prev_unspaced = false;
+      for (std::size_t p = pos; p < end;) {
+        const decoded d = at(text, p);
+        const bool unspaced = d.cp >= 0x0E00 && d.valid && (is_unspaced_script(d.cp) || is_cjk_punct(d.cp));
+        if (p != pos && (unspaced || prev_unspaced || p == tail)) starts.push_back(p);
+        prev_unspaced = unspaced;
+        p += d.len;
+      }
     }
     pos = end;
   }
+  return starts;
+}
+
+std::vector<word> words_of(std::string_view text) {
+  const std::vector<std::size_t> starts = word_starts(text);
   std::vector<word> words(starts.size());
   for (std::size_t i = 0; i < starts.size(); ++i) {
     const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
@@ -192,11 +235,8 @@ std::vector<std::size_t> unit_starts(std::string_view text, granularity level) {
     for (std::size_t p = text.find('\n', 1); p != std::string_view::npos; p = text.find('\n', p + 1)) out.push_back(p);
     return out;
   }
+  if (level == granularity::word) return word_starts(text);
   const std::vector<word> words = words_of(text);
-  if (level == granularity::word) {
-    for (const word& w : words) out.push_back(w.start);
-    return out;
-  }
   const std::vector<bool> sentence = sentence_starts(text, words);
   if (level == granularity::sentence) {
     for (std::size_t i = 0; i < words.size(); ++i)

@@ -50,8 +50,7 @@ result select_as(std::string_view fn, std::string_view text, std::span<const tok
   if (options.threshold && std::isnan(*options.threshold))
     cinch::detail::fail(errc::invalid_argument, fn, "threshold is NaN");
   const detail::part_spec part{text, false};
-  const std::vector<std::vector<token>> toks = {std::vector<token>(tokens.begin(), tokens.end())};
-  detail::document doc(fn, std::span(&part, 1), toks, options.structure, options.level);
+  detail::document doc(fn, std::span(&part, 1), std::span(&tokens, 1), options.structure, options.level);
   doc.scores.assign(scores.begin(), scores.end());
   if (options.force_digits) doc.force_digit_units();
   doc.score_units(options.aggregate);

@@ -133,6 +133,7 @@ std::size_t list_marker(std::string_view s, std::size_t p, std::size_t end) {
 // The end of a role label ("User:", "assistant :") at p, or p.
 std::size_t role_label(std::string_view s, std::size_t p, std::size_t end) {
   static constexpr std::array<std::string_view, 7> roles = {"user", "assistant", "system", "human", "ai", "bot", "model"};
+  if (p >= end || std::string_view("uUaAsShHbBmM").find(s[p]) == std::string_view::npos) return p;
   for (std::string_view r : roles) {
     if (!starts_with_ci(s.substr(p, end - p), r)) continue;
     std::size_t q = p + r.size();
@@ -142,10 +143,21 @@ std::size_t role_label(std::string_view s, std::size_t p, std::size_t end) {
   return p;
 }
 
+// The bytes inline_ranges looks at; everything else is skipped at once.
+constexpr std::array<bool, 256> inline_specials = [] {
+  std::array<bool, 256> t{};
+  for (const unsigned char c : std::string_view("\\`*_~![]<hw")) t[c] = true;
+  return t;
+}();
+
 void inline_ranges(std::string_view s, std::size_t b, std::size_t e, ranges& prot) {
   std::size_t p = b;
   while (p < e) {
     const char c = s[p];
+    if (!inline_specials[static_cast<unsigned char>(c)]) {
+      ++p;
+      continue;
+    }
     if (c == '\\' && p + 1 < e && std::ispunct(static_cast<unsigned char>(s[p + 1]))) {  // an escaped character
       add(prot, p, p + 2);
       p += 2;
@@ -185,8 +197,8 @@ void inline_ranges(std::string_view s, std::size_t b, std::size_t e, ranges& pro
       const std::size_t stop = close == std::string_view::npos ? p + 1 : close + 1;
       if (close != std::string_view::npos && close + 1 < e && s[close + 1] == '>') add(prot, p, close + 2), p = close + 2;
       else add(prot, p, stop), p = stop;
-    } else if (starts_with_ci(s.substr(p, e - p), "http://") || starts_with_ci(s.substr(p, e - p), "https://") ||
-               starts_with_ci(s.substr(p, e - p), "www.")) {  // bare URLs, less trailing punctuation
+    } else if ((c == 'h' || c == 'w') && (s.substr(p, 7) == "http://" || s.substr(p, 8) == "https://" ||
+                                          s.substr(p, 4) == "www.")) {  // bare URLs, less trailing punctuation
       std::size_t q = p;
       while (q < e && !std::isspace(static_cast<unsigned char>(s[q])) && s[q] != '<' && s[q] != '>' && s[q] != '"')
         ++q;

@@ -26,7 +26,7 @@ enum class structure {
 // markdown protects: fenced code blocks (whole, unless compress_code_blocks: then
 // the fence lines only), inline code, heading/list/quote markers, table pipes and
 // separator rows, horizontal rules, link and image targets "](url)" and their
-// brackets, URLs, HTML tags and autolinks, emphasis markers, the line breaks (and
+// brackets, URLs (http://, https://, www.), HTML tags and autolinks, emphasis markers, the line breaks (and
 // blank lines) next to block lines (blank lines between prose paragraphs may go), chat markers (<|...|>, [INST], [/INST], <s>,
 // </s>, <<SYS>>, <</SYS>>) and role labels opening a line ("User:", "Assistant:",
 // "System:", "Human:", "AI:", any case).

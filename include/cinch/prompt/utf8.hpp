@@ -47,6 +47,10 @@ namespace cinch::prompt {
   std::size_t pos = 0;
   char32_t cp = 0;
   while (pos < s.size()) {
+    if (static_cast<std::uint8_t>(s[pos]) < 0x80) {  // ASCII needs no decoding
+      ++pos;
+      continue;
+    }
     const int n = decode_utf8(s, pos, cp);
     if (n == 0) return pos;
     pos += std::size_t(n);
