@@ -146,6 +146,18 @@ void run_host(ViewOf view_of, int kv_heads, int parts, int d, const tensor_view&
   }
 }
 
+// Attention over one layer of a cache; workspace may be null (no split-K).
+void run_cache(const cache& c, int layer, const tensor_view& q, const tensor_view& out, attention_workspace* workspace,
+               std::optional<float> scale) {
+  constexpr std::string_view fn = "kv::decode_attention";
+  const cache_config& cfg = c.config();
+  if (layer < 0 || layer >= cfg.layers)
+    detail::fail(errc::invalid_argument, fn, "layer must be in [0, ", cfg.layers, "), got ", layer);
+  detail::check_device(fn, "q", q, cpu_device);  // the cache lives in host memory
+  const float s = check_query(fn, q, out, cfg.kv_heads, cfg.head_dim, scale);
+  run_host([&](int h, int p) { return c.view(layer, h, p); }, cfg.kv_heads, c.parts(), cfg.head_dim, q, out, workspace, s);
+}
+
 }  // namespace
 
 attention_workspace::attention_workspace(int query_heads, int head_dim, int splits, device where)
@@ -162,23 +174,12 @@ attention_workspace::attention_workspace(int query_heads, int head_dim, int spli
 
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
                       std::optional<float> scale) {
-  decode_attention(c, layer, q, out, nullptr, scale);
+  run_cache(c, layer, q, out, nullptr, scale);
 }
 
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
                       attention_workspace& workspace, std::optional<float> scale) {
-  decode_attention(c, layer, q, out, &workspace, scale);
-}
-
-void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
-                      attention_workspace* workspace, std::optional<float> scale) {
-  constexpr std::string_view fn = "kv::decode_attention";
-  const cache_config& cfg = c.config();
-  if (layer < 0 || layer >= cfg.layers)
-    detail::fail(errc::invalid_argument, fn, "layer must be in [0, ", cfg.layers, "), got ", layer);
-  detail::check_device(fn, "q", q, cpu_device);  // the cache lives in host memory
-  const float s = check_query(fn, q, out, cfg.kv_heads, cfg.head_dim, scale);
-  run_host([&](int h, int p) { return c.view(layer, h, p); }, cfg.kv_heads, c.parts(), cfg.head_dim, q, out, workspace, s);
+  run_cache(c, layer, q, out, &workspace, scale);
 }
 
 void decode_attention(std::span<const head_view> heads, const tensor_view& q, const tensor_view& out,

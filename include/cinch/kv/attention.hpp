@@ -45,9 +45,6 @@ void decode_attention(const cache& c, int layer, const tensor_view& q, const ten
                       std::optional<float> scale = std::nullopt);
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
                       attention_workspace& workspace, std::optional<float> scale = std::nullopt);
-// workspace may be null (no split-K).
-void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
-                      attention_workspace* workspace, std::optional<float> scale = std::nullopt);
 
 // The same over head views an engine holds itself: heads[kv_heads * parts] of one
 // layer (head h's part p at h * parts + p; parts = 2 for a mixed-precision cache),

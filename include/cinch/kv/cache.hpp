@@ -5,11 +5,12 @@
 // tokens (append to one head, or to every head of a layer at once), so
 // per-head budgets save real memory. Layout of each head: cinch/kv/format.hpp.
 //
-// Non-finite input: a NaN or inf lands in the scale of the block / group /
-// token row it is quantized into (f16/bf16 keep it in its element, fp8 and
-// plain formats saturate or keep it as documented in cinch/ref/convert.hpp), so
-// the damage stays in that block and is visible: attention over a head holding
-// such a token returns NaN for the query heads that read it.
+// Non-finite input stays in the unit it is quantized into, visible: int8 rows,
+// KIVI groups and q8_0 blocks get a non-finite scale and read back NaN; ggml
+// q4/q5/iq4 blocks ignore a NaN when they pick their scale (as ggml does) and an
+// inf makes the block non-finite; f16/bf16 keep the value; fp8 saturates inf and
+// keeps NaN in its element (calibration skips non-finite values). Attention over
+// a head holding such a token returns NaN for the query heads that read it.
 #pragma once
 
 #include <cstdint>
