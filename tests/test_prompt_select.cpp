@@ -441,3 +441,39 @@ TEST_CASE("analyze_structure protects the right bytes", "[prompt][select]") {
   CHECK(p.unbreakable == std::vector<text_range>{{10, 12}});
   CHECK(analyze_structure("{not json", js).mode == structure::markdown);  // detect falls back
 }
+
+TEST_CASE("engine tokenizers with gaps and zero-width tokens work", "[prompt][select]") {
+  // Words only (spaces belong to no token), ids from the word's length, and a
+  // zero-width start-of-text token as some engines emit.
+  class word_tokenizer final : public tokenizer {
+   public:
+    std::vector<token> encode(std::string_view text) const override {
+      std::vector<token> out = {{1, 0, 0}};
+      for (std::size_t p = 0; p < text.size();) {
+        const std::size_t b = text.find_first_not_of(' ', p);
+        if (b == std::string_view::npos) break;
+        std::size_t e = text.find(' ', b);
+        if (e == std::string_view::npos) e = text.size();
+        out.push_back({std::int32_t(2 + (e - b) % 50), b, e});
+        p = e;
+      }
+      return out;
+    }
+    std::string decode(std::span<const std::int32_t>) const override { return {}; }
+    std::int64_t vocab_size() const override { return 100; }
+  };
+  const word_tokenizer words;
+  const std::string text = "  the quick brown fox jumps over the lazy dog and runs far away";
+  const lm_scorer_fn lm([](auto, std::span<const std::int32_t> t) {
+    std::vector<float> v;
+    for (const std::int32_t id : t) v.push_back(-float(id));  // longer words are more surprising
+    return v;
+  });
+  for (const std::int64_t target : {3, 6, 9}) {
+    const result r = selective_context(text, words, lm, sc_options({0.5, target}, granularity::token, plain()));
+    INFO(r.text);
+    check_spans(text, r);
+    CHECK(std::llabs(r.compressed_tokens - target) <= 1);
+    CHECK(r.text.find("quick") != std::string::npos);  // among the longest words
+  }
+}
