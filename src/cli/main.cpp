@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cinch::cli::add_info_command(app);
   cinch::cli::add_kv_command(app);
+  cinch::cli::add_tokens_command(app);
 
   try {
     app.parse(argc, argv);
