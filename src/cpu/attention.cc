@@ -38,8 +38,8 @@ constexpr int kMaxDim = 1024;
 template <class D>
 using V = hn::Vec<D>;
 
-inline float load_f16(const std::uint8_t* p) noexcept { return ref::f16_to_f32(std::uint16_t(p[0] | p[1] << 8)); }
-inline float load_f32(const std::uint8_t* p) noexcept {
+HWY_INLINE float load_f16(const std::uint8_t* p) noexcept { return ref::f16_to_f32(std::uint16_t(p[0] | p[1] << 8)); }
+HWY_INLINE float load_f32(const std::uint8_t* p) noexcept {
   float x;
   std::memcpy(&x, p, 4);
   return x;
@@ -47,7 +47,7 @@ inline float load_f32(const std::uint8_t* p) noexcept {
 
 // Lanes(d) unsigned bytes widened to u32 lanes.
 template <class D>
-auto widen_bytes(D d, const std::uint8_t* p) {
+HWY_INLINE auto widen_bytes(D d, const std::uint8_t* p) {
   const hn::Rebind<std::uint8_t, D> d8;
   return hn::PromoteTo(hn::RebindToUnsigned<D>(), hn::LoadU(d8, p));
   (void)d;
@@ -57,7 +57,7 @@ auto widen_bytes(D d, const std::uint8_t* p) {
 // inf and NaN, so there the magnitude goes into an f32 and is scaled by 2^112
 // (exact for normals and subnormals), with exponent 31 mapped to inf / NaN.
 template <class D>
-V<D> load_f16_lanes(D d, const std::uint8_t* p) {
+HWY_INLINE V<D> load_f16_lanes(D d, const std::uint8_t* p) {
 #if HWY_TARGET >= HWY_SSE4
   const hn::RebindToUnsigned<D> du;
   const hn::Rebind<std::uint16_t, D> d16;
@@ -75,7 +75,7 @@ V<D> load_f16_lanes(D d, const std::uint8_t* p) {
 
 // One fp16 value (little-endian at p) in every lane.
 template <class D>
-V<D> broadcast_f16(D d, const std::uint8_t* p) {
+HWY_INLINE V<D> broadcast_f16(D d, const std::uint8_t* p) {
 #if HWY_TARGET >= HWY_SSE4
   return hn::Set(d, load_f16(p));
 #else
@@ -89,7 +89,7 @@ V<D> broadcast_f16(D d, const std::uint8_t* p) {
 // Sums of four vectors, one per lane of a 4-lane result: lanes transposed
 // within each 128-bit block, then the blocks added.
 template <class D>
-auto sum4(D d, V<D> a0, V<D> a1, V<D> a2, V<D> a3) {
+HWY_INLINE auto sum4(D d, V<D> a0, V<D> a1, V<D> a2, V<D> a3) {
   if constexpr (hn::MaxLanes(D()) > 4) {
     const hn::Half<D> dh;
     return sum4(dh, hn::Add(hn::LowerHalf(dh, a0), hn::UpperHalf(dh, a0)), hn::Add(hn::LowerHalf(dh, a1), hn::UpperHalf(dh, a1)),
@@ -105,7 +105,7 @@ auto sum4(D d, V<D> a0, V<D> a1, V<D> a2, V<D> a3) {
 #endif
 
 template <class D, class VI>
-V<D> to_float(D d, VI v) {
+HWY_INLINE V<D> to_float(D d, VI v) {
   return hn::ConvertTo(d, hn::BitCast(hn::RebindToSigned<D>(), v));
 }
 
@@ -117,7 +117,7 @@ V<D> to_float(D d, VI v) {
 // Codes [first, first + Lanes(d)) of an array packed lowest bits first, Bits in {2, 4, 8};
 // first * Bits is a multiple of 8. Reads Lanes(d) bytes (the cache pads its buffers).
 template <int Bits, class D>
-auto unpack_codes(D d, const std::uint8_t* codes, std::int64_t first) {
+HWY_INLINE auto unpack_codes(D d, const std::uint8_t* codes, std::int64_t first) {
   const hn::Rebind<std::uint8_t, D> d8;
   const auto v = hn::LoadU(d8, codes + first * Bits / 8);
   if constexpr (Bits == 8) {
@@ -140,7 +140,7 @@ auto unpack_codes(D d, const std::uint8_t* codes, std::int64_t first) {
 // Codes [first, first + 2 * Lanes(d)) as two vectors, from one load where the
 // packing allows (first * Bits is a multiple of 8).
 template <int Bits, class D>
-void unpack_pair(D d, const std::uint8_t* codes, std::int64_t first, hn::Vec<hn::RebindToUnsigned<D>>& x,
+HWY_INLINE void unpack_pair(D d, const std::uint8_t* codes, std::int64_t first, hn::Vec<hn::RebindToUnsigned<D>>& x,
                  hn::Vec<hn::RebindToUnsigned<D>>& y) {
   const hn::RebindToUnsigned<D> du;
   const hn::Rebind<std::uint8_t, D> d8;
@@ -176,28 +176,28 @@ struct affine {
 
 struct unscaled {
   template <class D>
-  static affine<D> prepare(D d, const kv::stream_view&, const std::uint8_t*, int) {
+  HWY_INLINE static affine<D> prepare(D d, const kv::stream_view&, const std::uint8_t*, int) {
     return {hn::Zero(d), hn::Zero(d)};
   }
 };
 
 struct f32_decoder : unscaled {
   template <class D>
-  static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>&) {
+  HWY_INLINE static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>&) {
     return hn::LoadU(d, reinterpret_cast<const float*>(rec) + c);
   }
 };
 
 struct f16_decoder : unscaled {
   template <class D>
-  static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>&) {
+  HWY_INLINE static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>&) {
     return load_f16_lanes(d, rec + 2 * c);
   }
 };
 
 struct bf16_decoder : unscaled {
   template <class D>
-  static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>&) {
+  HWY_INLINE static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>&) {
     const hn::Rebind<std::uint16_t, D> d16;
     const auto wide = hn::PromoteTo(hn::RebindToUnsigned<D>(), hn::LoadU(d16, reinterpret_cast<const std::uint16_t*>(rec) + c));
     return hn::BitCast(d, hn::ShiftLeft<16>(wide));
@@ -210,11 +210,11 @@ struct bf16_decoder : unscaled {
 template <bool E4M3>
 struct fp8_decoder {
   template <class D>
-  static affine<D> prepare(D d, const kv::stream_view& s, const std::uint8_t*, int) {
+  HWY_INLINE static affine<D> prepare(D d, const kv::stream_view& s, const std::uint8_t*, int) {
     return {hn::Set(d, s.scale), hn::Zero(d)};
   }
   template <class D>
-  static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>& a) {
+  HWY_INLINE static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>& a) {
     const hn::RebindToUnsigned<D> du;
     const auto b = widen_bytes(d, rec + c);
     const auto mag = hn::And(b, hn::Set(du, 0x7F));
@@ -234,11 +234,11 @@ struct fp8_decoder {
 
 struct int8_decoder {
   template <class D>
-  static affine<D> prepare(D d, const kv::stream_view&, const std::uint8_t* rec, int) {
+  HWY_INLINE static affine<D> prepare(D d, const kv::stream_view&, const std::uint8_t* rec, int) {
     return {hn::Set(d, load_f32(rec)), hn::Zero(d)};
   }
   template <class D>
-  static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>& a) {
+  HWY_INLINE static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>& a) {
     const hn::Rebind<std::int8_t, D> d8;
     const auto codes = hn::PromoteTo(hn::RebindToSigned<D>(), hn::LoadU(d8, reinterpret_cast<const std::int8_t*>(rec) + 4 + c));
     return hn::Mul(hn::ConvertTo(d, codes), a.scale);
@@ -250,10 +250,10 @@ struct int8_decoder {
 // same exact value, so the very bits of the reference.
 template <dtype Format>
 struct ggml_decoder {
-  static const std::uint8_t* block_of(const std::uint8_t* rec, int c) { return rec + (c / 32) * info(Format).block_bytes; }
+  HWY_INLINE static const std::uint8_t* block_of(const std::uint8_t* rec, int c) { return rec + (c / 32) * info(Format).block_bytes; }
 
   template <class D>
-  static affine<D> prepare(D d, const kv::stream_view&, const std::uint8_t* rec, int c) {
+  HWY_INLINE static affine<D> prepare(D d, const kv::stream_view&, const std::uint8_t* rec, int c) {
     const std::uint8_t* block = block_of(rec, c);
     const V<D> scale = broadcast_f16(d, block);
     if constexpr (Format == dtype::q4_0) return {scale, hn::Mul(scale, hn::Set(d, -8.0f))};
@@ -263,7 +263,7 @@ struct ggml_decoder {
   }
 
   template <class D>
-  static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>& a) {
+  HWY_INLINE static V<D> decode(D d, const kv::stream_view&, const std::uint8_t* rec, int c, const affine<D>& a) {
     const hn::RebindToSigned<D> di;
     const hn::RebindToUnsigned<D> du;
     const std::uint8_t* block = block_of(rec, c);
@@ -287,7 +287,7 @@ struct ggml_decoder {
 
   // The 32 channels of a whole block with 16 lanes: low and high nibbles of the same 16 bytes.
   template <class D>
-  static void decode_pair(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, const affine<D>& a, V<D>& x,
+  HWY_INLINE static void decode_pair(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, const affine<D>& a, V<D>& x,
                           V<D>& y) {
     if constexpr (hn::MaxLanes(D()) == 16 && Format != dtype::q8_0 && Format != dtype::q5_0 && Format != dtype::q5_1) {
       const hn::RebindToUnsigned<D> du;
@@ -303,7 +303,7 @@ struct ggml_decoder {
 
  private:
   template <class D, class VU>
-  static V<D> values(D d, VU codes, const affine<D>& a) {
+  HWY_INLINE static V<D> values(D d, VU codes, const affine<D>& a) {
     if constexpr (Format == dtype::iq4_nl) {
       const hn::RebindToSigned<D> di;
       alignas(64) static constexpr std::int32_t table[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
@@ -320,18 +320,18 @@ struct ggml_decoder {
 template <int Bits>
 struct kivi_decoder {
   template <class D>
-  static affine<D> prepare(D d, const kv::stream_view& s, const std::uint8_t* rec, int c) {
+  HWY_INLINE static affine<D> prepare(D d, const kv::stream_view& s, const std::uint8_t* rec, int c) {
     const int groups = s.head_dim / s.fmt.group, g = c / s.fmt.group;
     return {broadcast_f16(d, rec + 2 * g), broadcast_f16(d, rec + 2 * (groups + g))};
   }
   template <class D>
-  static V<D> decode(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, const affine<D>& a) {
+  HWY_INLINE static V<D> decode(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, const affine<D>& a) {
     const auto codes = unpack_codes<Bits>(d, rec + 4 * (s.head_dim / s.fmt.group), c);
     return hn::MulAdd(to_float(d, codes), a.scale, a.offset);
   }
   // Channels [c, c + 2 * Lanes(d)) of one group.
   template <class D>
-  static void decode_pair(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, const affine<D>& a, V<D>& x,
+  HWY_INLINE static void decode_pair(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, const affine<D>& a, V<D>& x,
                           V<D>& y) {
     hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
     unpack_pair<Bits>(d, rec + 4 * (s.head_dim / s.fmt.group), c, cx, cy);
@@ -353,7 +353,7 @@ inline int shared_run(const kv::stream_view& s) noexcept {
 // Channels [c, c + 2 * Lanes(d)) of a record: one decode_pair where the decoder
 // has one and both chunks share their scale, else two decodes.
 template <class Decoder, class D>
-void decode_two(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, bool shared, V<D>& x, V<D>& y) {
+HWY_INLINE void decode_two(D d, const kv::stream_view& s, const std::uint8_t* rec, int c, bool shared, V<D>& x, V<D>& y) {
   const affine<D> a = Decoder::prepare(d, s, rec, c);
   if constexpr (requires { Decoder::decode_pair(d, s, rec, c, a, x, y); }) {
     if (shared) return Decoder::decode_pair(d, s, rec, c, a, x, y);
