@@ -46,9 +46,19 @@ class reader {
     switch (s_[pos_]) {
       case '{': object(v, depth); break;
       case '[': array(v, depth); break;
-      case '"': v.type = json_value::kind::string; string(v.string, v.begin, v.end); return v;
-      case 't': expect_word("true"), v.type = json_value::kind::boolean, v.boolean = true; break;
-      case 'f': expect_word("false"), v.type = json_value::kind::boolean; break;
+      case '"':
+        v.type = json_value::kind::string;
+        string(v.string, v.begin, v.end);
+        return v;
+      case 't':
+        expect_word("true");
+        v.type = json_value::kind::boolean;
+        v.boolean = true;
+        break;
+      case 'f':
+        expect_word("false");
+        v.type = json_value::kind::boolean;
+        break;
       case 'n': expect_word("null"); break;
       default: number(v); break;
     }
@@ -166,7 +176,9 @@ class reader {
           append_utf8(out, cp);
           break;
         }
-        default: --pos_, fail("unknown escape");
+        default:
+          --pos_;
+          fail("unknown escape");
       }
     }
     end = pos_++;

@@ -69,6 +69,10 @@ TEST_CASE("chat files: parsed, validated and compressed in place", "[prompt][com
   CHECK(chat.substr(m[3].content_range.begin, m[3].content_range.end - m[3].content_range.begin) ==
         "What did he decide to do?");
   CHECK(parse_chat(R"([{"role": "user", "content": "hi"}])").size() == 1);
+  // Every JSON value kind in extra fields; escapes and surrogate pairs unescaped.
+  const std::vector<chat_message> x = parse_chat(
+      R"( [ {"role":"user","content":"a\"b\\c\/\u00e9\ud83d\ude00\n\t","n":-1.5e3,"z":0,"ok":true,"no":false,"v":null,"arr":[[],{}]} ] )");
+  CHECK(x.at(0).content == "a\"b\\c/é😀\n\t");
 
   request r;
   r.method = method::llmlingua2;
@@ -99,6 +103,14 @@ TEST_CASE("chat files: malformed ones are corrupt_data naming the problem", "[pr
   require_error([] { (void)parse_chat(R"([{"role": "user", "content": 5}])"); }, errc::corrupt_data,
                 {"message 0 has no \"content\" string (or null)"});
   require_error([] { (void)parse_chat(R"([{"role": "user", "content": "bad \x"}])"); }, errc::corrupt_data, {"unknown escape"});
+  require_error([] { (void)parse_chat("[tru]"); }, errc::corrupt_data, {"at byte 1: expected a value"});
+  require_error([] { (void)parse_chat("[1.]"); }, errc::corrupt_data, {"expected digits after '.'"});
+  require_error([] { (void)parse_chat("[01]"); }, errc::corrupt_data, {"expected ',' or ']' in an array"});
+  require_error([] { (void)parse_chat("[\"\\ud800\"]"); }, errc::corrupt_data, {"unpaired surrogate"});
+  require_error([] { (void)parse_chat("[\"a\nb\"]"); }, errc::corrupt_data, {"control character in a string"});
+  require_error([] { (void)parse_chat("[\"\xC3\"]"); }, errc::corrupt_data, {"invalid UTF-8 in a string"});
+  require_error([] { (void)parse_chat("[] x"); }, errc::corrupt_data, {"unexpected data after the value"});
+  require_error([] { (void)parse_chat("{\"messages\": [1,]}"); }, errc::corrupt_data, {"expected a value"});
   require_error([] { (void)parse_chat(std::string(300, '[') + std::string(300, ']')); }, errc::corrupt_data,
                 {"nesting deeper than 256 levels"});
   require_error([] { (void)chat_structure("[]", -1); }, errc::invalid_argument, {"keep_last must be >= 0, got -1"});
