@@ -1,0 +1,109 @@
+// lowrank::compress_file: a safetensors-to-safetensors factorization pass that
+// holds one tensor at a time.
+#include "cinch/lowrank/compress_file.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <regex>
+
+#include "cinch/core/convert.hpp"
+#include "cinch/io/safetensors.hpp"
+#include "cinch/lowrank/methods.hpp"
+
+namespace cinch::lowrank {
+namespace {
+
+constexpr std::string_view fn = "lowrank::compress_file";
+
+std::regex compile(std::string_view what, const std::string& pattern) {
+  try {
+    return std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    cinch::detail::fail(errc::invalid_argument, fn, what, " must be a valid regular expression, got '", pattern,
+                        "': ", e.what());
+  }
+}
+
+// The rank of a selected tensor, 0 when it stays dense.
+std::int64_t rank_of(const io::safetensors_entry& e, const std::regex& include, const std::regex& exclude,
+                     bool excluding, keep_ratio keep) {
+  const bool floating = e.type == dtype::f32 || e.type == dtype::f16 || e.type == dtype::bf16;
+  if (e.shape.size() != 2 || !floating || e.shape[0] < 1 || e.shape[1] < 1) return 0;
+  if (!std::regex_search(e.name, include) || (excluding && std::regex_search(e.name, exclude))) return 0;
+  const std::int64_t m = e.shape[0], n = e.shape[1];
+  if (keep.value * double(m) * double(n) * (1.0 + 1e-12) < double(m + n)) return 0;
+  return rank_for(m, n, keep);
+}
+
+// f32 data of a tensor of f32, f16 or bf16, and back.
+tensor as_type(const tensor_view& x, dtype type) {
+  if (x.type() == type) return tensor::adopt(x, nullptr);
+  tensor out = tensor::empty(x.shape(), type);
+  convert(x, out);
+  return out;
+}
+
+}  // namespace
+
+file_report compress_file(const std::string& input, const std::string& output, const file_options& options,
+                          const std::function<void(const file_progress&)>& progress) {
+  if (!(options.keep.value > 0.0 && options.keep.value <= 1.0))
+    cinch::detail::fail(errc::invalid_argument, fn, "keep_ratio must be in (0, 1], got ",
+                        detail::ratio_text(options.keep.value));
+  const std::regex include = compile("include", options.include), exclude = compile("exclude", options.exclude);
+  std::error_code ec;
+  if (input == output || std::filesystem::equivalent(input, output, ec))
+    cinch::detail::fail(errc::invalid_argument, fn, "output must differ from input, got '", output, "' for both");
+
+  const io::safetensors_file source = io::safetensors_file::open(input);
+  const auto& entries = source.entries();
+  std::vector<std::int64_t> ranks;
+  std::vector<io::safetensors_writer::spec> specs;
+  for (const io::safetensors_entry& e : entries) {
+    const std::int64_t r = rank_of(e, include, exclude, !options.exclude.empty(), options.keep);
+    ranks.push_back(r);
+    if (r == 0) {
+      specs.push_back({e.name, e.dtype_name, e.shape});
+    } else {
+      specs.push_back({e.name + ".lowrank_a", e.dtype_name, {e.shape[0], r}});
+      specs.push_back({e.name + ".lowrank_b", e.dtype_name, {r, e.shape[1]}});
+    }
+  }
+  std::map<std::string, std::string> metadata = source.metadata();
+  metadata["cinch.lowrank.keep_ratio"] = detail::ratio_text(options.keep.value);
+  metadata["cinch.lowrank.method"] = "svd";
+  io::safetensors_writer writer(output, std::move(specs), metadata);
+
+  file_report report;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const io::safetensors_entry& e = entries[i];
+    const auto start = std::chrono::steady_clock::now();
+    file_progress p{i, entries.size(), e.name};
+    if (ranks[i] == 0) {
+      writer.write_bytes(source.bytes(e));
+      ++report.copied;
+    } else {
+      const tensor w = source.load(e.name);
+      factors f;
+      try {
+        f = compress_svd(as_type(w, dtype::f32), ranks[i], options.svd);
+      } catch (const error& x) {
+        cinch::detail::fail(x.code(), fn, "tensor '", e.name, "': ", x.what());
+      }
+      writer.write(as_type(f.a, w.type()));
+      writer.write(as_type(f.b, w.type()));
+      p.rows = e.shape[0];
+      p.cols = e.shape[1];
+      p.rank = ranks[i];
+      ++report.factorized;
+      report.dense_parameters += p.rows * p.cols;
+      report.factor_parameters += factor_parameters(p.rows, p.cols, p.rank);
+    }
+    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (progress) progress(p);
+  }
+  writer.finish();
+  return report;
+}
+
+}  // namespace cinch::lowrank
