@@ -86,21 +86,15 @@ HWY_INLINE V<D> broadcast_f16(D d, const std::uint8_t* p) {
 }
 
 #if HWY_TARGET != HWY_SCALAR
-// Sums of four vectors, one per lane of a 4-lane result: lanes transposed
-// within each 128-bit block, then the blocks added.
+// Sums of four vectors in lanes 0..3 of the result: each step adds even and odd
+// lanes of two vectors side by side (lanes(d) >= 4).
 template <class D>
-HWY_INLINE auto sum4(D d, V<D> a0, V<D> a1, V<D> a2, V<D> a3) {
-  if constexpr (hn::MaxLanes(D()) > 4) {
-    const hn::Half<D> dh;
-    return sum4(dh, hn::Add(hn::LowerHalf(dh, a0), hn::UpperHalf(dh, a0)), hn::Add(hn::LowerHalf(dh, a1), hn::UpperHalf(dh, a1)),
-                hn::Add(hn::LowerHalf(dh, a2), hn::UpperHalf(dh, a2)), hn::Add(hn::LowerHalf(dh, a3), hn::UpperHalf(dh, a3)));
-  } else {
-    const hn::Repartition<std::uint64_t, D> d64;
-    const V<D> t0 = hn::Add(hn::InterleaveLower(d, a0, a1), hn::InterleaveUpper(d, a0, a1));
-    const V<D> t1 = hn::Add(hn::InterleaveLower(d, a2, a3), hn::InterleaveUpper(d, a2, a3));
-    return hn::Add(hn::BitCast(d, hn::InterleaveLower(d64, hn::BitCast(d64, t0), hn::BitCast(d64, t1))),
-                   hn::BitCast(d, hn::InterleaveUpper(d64, hn::BitCast(d64, t0), hn::BitCast(d64, t1))));
-  }
+HWY_INLINE V<D> sum4(D d, V<D> a0, V<D> a1, V<D> a2, V<D> a3) {
+  const V<D> p01 = hn::Add(hn::ConcatEven(d, a1, a0), hn::ConcatOdd(d, a1, a0));  // [a0 pairs | a1 pairs]
+  const V<D> p23 = hn::Add(hn::ConcatEven(d, a3, a2), hn::ConcatOdd(d, a3, a2));
+  V<D> q = hn::Add(hn::ConcatEven(d, p23, p01), hn::ConcatOdd(d, p23, p01));  // [a0 | a1 | a2 | a3] quarters
+  for (std::size_t n = hn::Lanes(d); n > 4; n /= 2) q = hn::Add(hn::ConcatEven(d, q, q), hn::ConcatOdd(d, q, q));
+  return q;
 }
 #endif
 
@@ -393,9 +387,8 @@ void record_scores(D d, const kv::stream_view& s, const std::uint8_t* base, std:
     for (int g = 0; g < kHeads; ++g) acc[g] = hn::Add(acc[g], acc2[g]);
 #if HWY_TARGET != HWY_SCALAR
     if constexpr (hn::MaxLanes(D()) >= 4) {
-      const hn::CappedTag<float, 4> d4;
-      alignas(16) float sums[4];
-      hn::Store(sum4(d, acc[0], acc[1], acc[2], acc[3]), d4, sums);
+      alignas(64) float sums[hn::MaxLanes(D())];
+      hn::Store(sum4(d, acc[0], acc[1], acc[2], acc[3]), d, sums);
       for (int g = 0; g < heads; ++g) scores[g * kTile + (t - t0)] = sums[g];
       continue;
     }
