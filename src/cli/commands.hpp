@@ -8,5 +8,6 @@ namespace cinch::cli {
 void add_info_command(CLI::App& app);
 void add_kv_command(CLI::App& app);
 void add_tokens_command(CLI::App& app);
+void add_prompt_command(CLI::App& app);
 
 }  // namespace cinch::cli

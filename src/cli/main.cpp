@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   cinch::cli::add_info_command(app);
   cinch::cli::add_kv_command(app);
   cinch::cli::add_tokens_command(app);
+  cinch::cli::add_prompt_command(app);
 
   try {
     app.parse(argc, argv);
