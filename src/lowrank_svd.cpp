@@ -187,15 +187,11 @@ svd_parts svd_randomized(strided_matrix<const float> w, std::int64_t k, const sv
   return p;
 }
 
-svd_method resolve(std::int64_t m, std::int64_t n, std::int64_t k, const svd_options& o) {
-  return o.method == svd_method::automatic ? choose_svd_method(m, n, k, o) : o.method;
-}
-
 }  // namespace
 
 svd_parts svd_of(std::string_view fn, const matd& w, std::int64_t k, const svd_options& options) {
   check_svd_request(fn, w.rows(), w.cols(), k, options);
-  if (resolve(w.rows(), w.cols(), k, options) == svd_method::randomized) {
+  if (choose_svd_method(w.rows(), w.cols(), k, options) == svd_method::randomized) {
     const matf_rows f = w.cast<float>();
     return svd_randomized(as_strided(f), k, options);
   }
@@ -204,7 +200,7 @@ svd_parts svd_of(std::string_view fn, const matd& w, std::int64_t k, const svd_o
 
 svd_parts svd_of(std::string_view fn, const tensor_view& w, std::int64_t k, const svd_options& options) {
   check_svd_request(fn, w.size(0), w.size(1), k, options);
-  if (resolve(w.size(0), w.size(1), k, options) == svd_method::randomized)
+  if (choose_svd_method(w.size(0), w.size(1), k, options) == svd_method::randomized)
     return svd_randomized({static_cast<const float*>(w.data()), w.size(0), w.size(1), w.stride(0), w.stride(1)}, k,
                           options);
   return svd_exact(to_matd(w), k);
@@ -215,8 +211,8 @@ vecd all_singular_values(const matd& w) { return Eigen::BDCSVD<matd>(w).singular
 }  // namespace detail
 
 svd_method choose_svd_method(std::int64_t m, std::int64_t n, std::int64_t k, const svd_options& options) {
-  const std::int64_t small = std::min(m, n);
   if (options.method != svd_method::automatic) return options.method;
+  const std::int64_t small = std::min(m, n);
   if (small <= 256 || 2 * (k + options.oversampling) > small) return svd_method::exact;
   return svd_method::randomized;
 }
