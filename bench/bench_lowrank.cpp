@@ -6,7 +6,8 @@
 // Householder reflections, so it is dense. A Gaussian sketch is rotation invariant,
 // so the randomized method sees the same problem as with any other singular
 // vectors. Rank 256. Benchmarks:
-//   randomized_svd/n/threads   lowrank::truncated_svd, defaults (p = 10, q = 4)
+//   randomized_svd/n/threads/q lowrank::truncated_svd randomized, p = 10 and q power
+//                              iterations (4, the default; 2 and 3 too at n = 4096, one thread)
 //   exact_svd/n/threads        lowrank::truncated_svd exact (BDCSVD in double)
 //   eigen_bdcsvd/n             Eigen::BDCSVD<MatrixXf> with thin U and V, the baseline
 // Counters: excess_pct = 100 (||W - U S V^T||_F / optimum - 1), computed once
@@ -144,9 +145,11 @@ double excess_pct(const cinch::lowrank::svd_result& r, std::int64_t n) {
 void run_svd(benchmark::State& state, cinch::lowrank::svd_method method) {
   const std::int64_t n = state.range(0);
   const scoped_threads threads(int(state.range(1)));
+  const int q = state.range(2) > 0 ? int(state.range(2)) : cinch::lowrank::svd_options{}.power_iterations;
+  const cinch::tensor_view w = svd_view(n);  // made before the timing starts
   cinch::lowrank::svd_result last;
   for (auto _ : state) {
-    last = cinch::lowrank::truncated_svd(svd_view(n), svd_rank, {.method = method});
+    last = cinch::lowrank::truncated_svd(w, svd_rank, {.method = method, .power_iterations = q});
     benchmark::DoNotOptimize(last.sigma.data());
   }
   state.counters["excess_pct"] = excess_pct(last, n);
@@ -267,14 +270,16 @@ void eigen_dense(benchmark::State& state) {
 
 void register_all() {
   for (std::int64_t n : {std::int64_t(1024), layer}) {
-    benchmark::RegisterBenchmark("randomized_svd", randomized_svd)->Args({n, 1})->Unit(benchmark::kMillisecond);
+    for (std::int64_t q : {2, 3, 4})
+      if (q == 4 || n == layer)
+        benchmark::RegisterBenchmark("randomized_svd", randomized_svd)->Args({n, 1, q})->Unit(benchmark::kMillisecond);
     if (all_threads() > 1)
       benchmark::RegisterBenchmark("randomized_svd", randomized_svd)
-          ->Args({n, all_threads()})
+          ->Args({n, all_threads(), 4})
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     if (n == layer && !full_run()) continue;
-    benchmark::RegisterBenchmark("exact_svd", exact_svd)->Args({n, 1})->Unit(benchmark::kMillisecond)->Iterations(1);
+    benchmark::RegisterBenchmark("exact_svd", exact_svd)->Args({n, 1, 0})->Unit(benchmark::kMillisecond)->Iterations(1);
     benchmark::RegisterBenchmark("eigen_bdcsvd", eigen_bdcsvd)->Arg(n)->Unit(benchmark::kMillisecond)->Iterations(1);
   }
   std::vector<int> thread_counts{1};
