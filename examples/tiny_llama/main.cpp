@@ -2,9 +2,11 @@
 // token sequence and the model's own perplexity on it. With --dump-kv DIR it
 // also writes the keys and values of layer 2 as DIR/keys.npy and DIR/values.npy
 // ([tokens, kv_heads * head_dim] f32): real cache statistics for `cinch kv`.
+// With --safetensors FILE it writes the weights as safetensors (for `cinch lowrank`).
 //
-//   ./tiny_llama [path/to/stories260K.bin] [--dump-kv DIR]
+//   ./tiny_llama [path/to/stories260K.bin] [--dump-kv DIR] [--safetensors FILE]
 #include <cinch/cinch.hpp>
+#include <cinch/io/safetensors.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -18,9 +20,10 @@
 #endif
 
 int main(int argc, char** argv) try {
-  std::string path = CINCH_DATA_DIR "/models/stories260K.bin", dump_dir;
+  std::string path = CINCH_DATA_DIR "/models/stories260K.bin", dump_dir, safetensors;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--dump-kv") == 0 && i + 1 < argc) dump_dir = argv[++i];
+    else if (std::strcmp(argv[i], "--safetensors") == 0 && i + 1 < argc) safetensors = argv[++i];
     else path = argv[i];
   }
   tiny_llama::model m(path);
@@ -41,6 +44,11 @@ int main(int argc, char** argv) try {
   }
   std::printf("perplexity of the model on its own sample: %.3f; exact cache holds %lld bytes\n",
               std::exp(nll / double(tokens.size() - 1)), static_cast<long long>(cache.bytes()));
+  if (!safetensors.empty()) {
+    const auto weights = m.named_weights();
+    cinch::io::save_safetensors(safetensors, weights);
+    std::printf("wrote %s: %zu tensors\n", safetensors.c_str(), weights.size());
+  }
   if (!dump_dir.empty()) {
     const std::int64_t n = std::int64_t(tokens.size()) - 1, width = c.kv_dim();
     cinch::io::save_npy(dump_dir + "/keys.npy", cinch::tensor_view(cache.keys(2).data(), cinch::dtype::f32, {n, width}));

@@ -145,6 +145,31 @@ model::model(const std::string& path) {
   logits_.resize(vocab);
 }
 
+std::vector<std::pair<std::string, cinch::tensor_view>> model::named_weights() const {
+  const std::int64_t dim = config_.dim, kv = config_.kv_dim(), hid = config_.hidden_dim, vocab = config_.vocab_size;
+  std::vector<std::pair<std::string, cinch::tensor_view>> out;
+  auto add = [&out](std::string name, std::span<const float> w, std::int64_t rows, std::int64_t cols) {
+    out.emplace_back(std::move(name), rows ? cinch::tensor_view(w.data(), cinch::dtype::f32, {rows, cols})
+                                           : cinch::tensor_view(w.data(), cinch::dtype::f32, {cols}));
+  };
+  add("tok_embeddings.weight", embedding_, vocab, dim);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const layer_weights& w = layers_[l];
+    const std::string p = "layers." + std::to_string(l) + ".";
+    add(p + "attention_norm.weight", w.rms_att, 0, dim);
+    add(p + "attention.wq.weight", w.wq, dim, dim);
+    add(p + "attention.wk.weight", w.wk, kv, dim);
+    add(p + "attention.wv.weight", w.wv, kv, dim);
+    add(p + "attention.wo.weight", w.wo, dim, dim);
+    add(p + "ffn_norm.weight", w.rms_ffn, 0, dim);
+    add(p + "feed_forward.w1.weight", w.w1, hid, dim);
+    add(p + "feed_forward.w2.weight", w.w2, dim, hid);
+    add(p + "feed_forward.w3.weight", w.w3, hid, dim);
+  }
+  add("norm.weight", rms_final_, 0, dim);
+  return out;
+}
+
 std::span<const float> model::forward(int token, int pos, kv_store& cache) {
   const config& c = config_;
   if (token < 0 || token >= c.vocab_size) throw std::runtime_error("tiny_llama: token id out of range");

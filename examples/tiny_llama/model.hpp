@@ -7,6 +7,8 @@
 // is the kv_store implementation.
 #pragma once
 
+#include <cinch/core/tensor_view.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -64,6 +66,10 @@ class model {
   explicit model(const std::string& path);
 
   [[nodiscard]] const config& cfg() const { return config_; }
+
+  // Every weight matrix and norm as a named read-only view, with the names Llama
+  // checkpoints use ("layers.0.attention.wq.weight", ...), e.g. to save as safetensors.
+  [[nodiscard]] std::vector<std::pair<std::string, cinch::tensor_view>> named_weights() const;
 
   // Runs one token at position `pos` (0, 1, 2, ... in order for a given store)
   // and returns the logits over the vocabulary (valid until the next call).

@@ -9,5 +9,6 @@ void add_info_command(CLI::App& app);
 void add_kv_command(CLI::App& app);
 void add_tokens_command(CLI::App& app);
 void add_prompt_command(CLI::App& app);
+void add_lowrank_command(CLI::App& app);
 
 }  // namespace cinch::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   cinch::cli::add_kv_command(app);
   cinch::cli::add_tokens_command(app);
   cinch::cli::add_prompt_command(app);
+  cinch::cli::add_lowrank_command(app);
 
   try {
     app.parse(argc, argv);
