@@ -9,6 +9,9 @@
 #include <cinch/ref/attention.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -24,6 +27,18 @@ using cinch::dtype;
 using cinch::errc;
 using cinch::tensor_view;
 using namespace cinch::kv;
+
+// Counts every allocation of the process (the tests below check that decode
+// attention and appends after reserve make none).
+// Not inlined, so that the compiler sees no new paired with free.
+static std::atomic<long> allocations{0};
+[[gnu::noinline]] void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size ? size : 1)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -352,4 +367,24 @@ TEST_CASE("a GPU workspace needs a CUDA device", "[kv][attention]") {
   const bool compiled = std::find(backends.begin(), backends.end(), cinch::backend_kind::cuda) != backends.end();
   require_error([] { attention_workspace ws(4, 8, 0, cinch::cuda_device(0)); },
                 compiled ? errc::invalid_argument : errc::unsupported, {"kv::attention_workspace", "cuda"});
+}
+
+TEST_CASE("decode attention and decode appends after reserve allocate nothing", "[kv][attention]") {
+  const int d = 64;
+  cache c({1, 4, d, format::kivi(4, 32, 64), format{scheme::q8_0}});
+  c.reserve(600);
+  const std::vector<float> x = random_values(std::size_t(4 * d), 71), q = random_values(std::size_t(16 * d), 72);
+  std::vector<float> out(q.size());
+  attention_workspace ws(16, d);
+  const tensor_view kv(x.data(), dtype::f32, {4, d}), qv(q.data(), dtype::f32, {16, d}), ov(out.data(), dtype::f32, {16, d});
+  for (int t = 0; t < 300; ++t) c.append(0, kv, kv);
+  decode_attention(c, 0, qv, ov, ws);  // the first parallel region starts the OpenMP threads
+  decode_attention(c, 0, qv, ov);
+  const long before = allocations.load();
+  for (int t = 0; t < 200; ++t) {
+    c.append(0, kv, kv);
+    decode_attention(c, 0, qv, ov, ws);
+    decode_attention(c, 0, qv, ov);
+  }
+  CHECK(allocations.load() == before);
 }
