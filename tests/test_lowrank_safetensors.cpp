@@ -97,7 +97,7 @@ TEST_CASE("safetensors round-trips every dtype and loads without copying", "[low
     const cinch::tensor t = f.load(name);
     CHECK(t.type() == view.type());
     CHECK(std::equal(t.shape().begin(), t.shape().end(), view.shape().begin(), view.shape().end()));
-    CHECK(std::memcmp(t.data(), view.data(), std::size_t(view.nbytes())) == 0);
+    CHECK((view.nbytes() == 0 || std::memcmp(t.data(), view.data(), std::size_t(view.nbytes())) == 0));
     CHECK(t.view().read_only());  // in place: save_safetensors aligned every tensor
   }
   // File order: widest dtype first, stable otherwise.
