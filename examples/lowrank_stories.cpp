@@ -31,6 +31,8 @@
 #include <exception>
 #include <fstream>
 #include <optional>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
