@@ -47,10 +47,9 @@ HWY_INLINE float load_f32(const std::uint8_t* p) noexcept {
 
 // Lanes(d) unsigned bytes widened to u32 lanes.
 template <class D>
-HWY_INLINE auto widen_bytes(D d, const std::uint8_t* p) {
+HWY_INLINE auto widen_bytes(D /* d */, const std::uint8_t* p) {
   const hn::Rebind<std::uint8_t, D> d8;
   return hn::PromoteTo(hn::RebindToUnsigned<D>(), hn::LoadU(d8, p));
-  (void)d;
 }
 
 // Lanes(d) fp16 values. Highway 1.0.3 emulates the conversion below AVX2 without
@@ -111,7 +110,7 @@ HWY_INLINE V<D> to_float(D d, VI v) {
 // Codes [first, first + Lanes(d)) of an array packed lowest bits first, Bits in {2, 4, 8};
 // first * Bits is a multiple of 8. Reads Lanes(d) bytes (the cache pads its buffers).
 template <int Bits, class D>
-HWY_INLINE auto unpack_codes(D d, const std::uint8_t* codes, std::int64_t first) {
+HWY_INLINE auto unpack_codes(D /* d */, const std::uint8_t* codes, std::int64_t first) {
   const hn::Rebind<std::uint8_t, D> d8;
   const auto v = hn::LoadU(d8, codes + first * Bits / 8);
   if constexpr (Bits == 8) {
@@ -128,7 +127,6 @@ HWY_INLINE auto unpack_codes(D d, const std::uint8_t* codes, std::int64_t first)
     const auto z = hn::BitCast(d8, hn::InterleaveLower(d16, hn::BitCast(d16, a), hn::BitCast(d16, b)));
     return hn::PromoteTo(hn::RebindToUnsigned<D>(), z);
   }
-  (void)d;
 }
 
 // Codes [first, first + 2 * Lanes(d)) as two vectors, from one load where the
