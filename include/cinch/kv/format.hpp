@@ -1,7 +1,8 @@
 // How a KV cache stores one side (keys or values) of a head, and the byte
 // layout it keeps them in. Keys and values choose their format separately.
 //
-// Every head holds its tokens oldest first, split in two parts:
+// Every head (each part of a mixed-precision head) holds its tokens oldest first,
+// in two segments:
 //   packed    tokens [0, packed_tokens): quantized records (see stream_view)
 //   residual  tokens [packed_tokens, tokens): f32, [tokens - packed_tokens, head_dim]
 // The residual window (KIVI) keeps the most recent tokens exact until a whole
