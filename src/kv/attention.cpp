@@ -197,7 +197,7 @@ void decode_attention(std::span<const head_view> heads, const tensor_view& q, co
           (st->packed_tokens > 0 && !st->packed) || (st->packed_tokens < v.tokens && !st->residual))
         detail::fail(errc::invalid_argument, fn, "heads[", h,
                      "] must describe its storage as kv::cache::view does (head_dim ", d,
-                     ", 0 <= packed_tokens <= tokens, storage for both parts)");
+                     ", 0 <= packed_tokens <= tokens, storage for both segments)");
     if (v.keys.fmt.rotate != heads[0].keys.fmt.rotate || v.values.fmt.rotate != heads[0].values.fmt.rotate)
       detail::fail(errc::invalid_argument, fn, "heads[", h, "] must rotate keys and values as heads[0] does");
   }
