@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "error_matchers.hpp"
+#include "compressed_store.hpp"
 #include "model.hpp"
 
 using cinch::kv::format;
@@ -21,28 +22,7 @@ namespace {
 
 const std::string model_path = CINCH_DATA_DIR "/models/stories260K.bin";
 
-class compressed_store final : public tiny_llama::kv_store {
- public:
-  compressed_store(const tiny_llama::config& c, const format& keys, const format& values)
-      : cache_({c.n_layers, c.n_kv_heads, c.head_dim(), keys, values}), config_(c) {
-    cache_.reserve(c.seq_len);
-  }
-  void append(int layer, std::span<const float> k, std::span<const float> v) override {
-    const std::int64_t heads = config_.n_kv_heads, dim = config_.head_dim();
-    cache_.append(layer, cinch::tensor_view(k.data(), cinch::dtype::f32, {heads, dim}),
-                  cinch::tensor_view(v.data(), cinch::dtype::f32, {heads, dim}));
-  }
-  void attend(int layer, std::span<const float> q, std::span<float> out) override {
-    const std::int64_t heads = config_.n_heads, dim = config_.head_dim();
-    cinch::kv::decode_attention(cache_, layer, cinch::tensor_view(q.data(), cinch::dtype::f32, {heads, dim}),
-                                cinch::tensor_view(out.data(), cinch::dtype::f32, {heads, dim}));
-  }
-  [[nodiscard]] std::int64_t bytes() const override { return cache_.bytes(); }
-
- private:
-  cinch::kv::cache cache_;
-  tiny_llama::config config_;
-};
+using tiny_llama::compressed_store;
 
 }  // namespace
 
