@@ -42,7 +42,12 @@
 
 #include "cinch/cinch.hpp"
 
+#include "bench_common.hpp"
+
 namespace {
+
+using cinch_bench::all_threads;
+using cinch_bench::seconds_now;
 
 constexpr std::int64_t rows = 4096;
 constexpr std::int64_t cols = 4096;
@@ -136,8 +141,6 @@ struct config {
   host backend = host::simd;
 };
 
-int all_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
-
 // Applies a config for the life of the object, then restores the thread count
 // and the default backend.
 class scoped_config {
@@ -156,18 +159,6 @@ class scoped_config {
  private:
   int previous_threads_;
 };
-
-// Single-threaded runs are timed in CPU time of this thread, as Google Benchmark
-// does by default (robust when other processes share the cores); multi-threaded
-// runs in wall time, as UseRealTime makes Google Benchmark do.
-double seconds_now(int threads) {
-  if (threads == 1) {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // One kernel on its buffers: the bytes of traffic of one call, and one call per
 // buffer set. The outputs live in `keep`, allocated once per benchmark (see

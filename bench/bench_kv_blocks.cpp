@@ -36,7 +36,12 @@
 #include "cinch/cinch.hpp"
 #include "cinch/kv/blocks.hpp"
 
+#include "bench_common.hpp"
+
 namespace {
+
+using cinch_bench::all_threads;
+using cinch_bench::seconds_now;
 
 using cinch::dtype;
 
@@ -87,18 +92,6 @@ const cinch::tensor& input_blocks(dtype format) {
 }
 
 // ------------------------------------------------------------------ timing
-
-int all_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
-
-// One thread: CPU time of this thread; several: wall time.
-double seconds_now(int threads) {
-  if (threads == 1) {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // One kernel on its buffers: the input bytes of one call and the call.
 struct workload {

@@ -32,7 +32,12 @@
 #include "cinch/kv/groups.hpp"
 #include "cinch/kv/hadamard.hpp"
 
+#include "bench_common.hpp"
+
 namespace {
+
+using cinch_bench::all_threads;
+using cinch_bench::seconds_now;
 
 using cinch::dtype;
 using cinch::tensor;
@@ -69,17 +74,6 @@ const tensor& kv_input() {
 }
 
 // ------------------------------------------------------------------ timing
-
-int all_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
-
-double seconds_now(int threads) {
-  if (threads == 1) {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // One kernel call on prepared buffers and the input bytes it processes.
 struct workload {
