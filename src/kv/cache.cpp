@@ -142,19 +142,23 @@ cache::cache(const cache_config& config, std::optional<mixed_precision> low) : c
       detail::fail(errc::invalid_argument, fn, "low-precision keys and values must rotate as keys and values do");
   }
 
-  heads_.resize(std::size_t(config.layers) * std::size_t(config.kv_heads));
-  const std::size_t d = std::size_t(config.head_dim);
-  for (head& h : heads_)
-    for (int p = 0; p < parts(); ++p)
-      for (auto [s, f, role] : {std::tuple{&h.parts[p].keys, p ? low->keys : config.keys, side::keys},
-                                std::tuple{&h.parts[p].values, p ? low->values : config.values, side::values}}) {
-        s->fmt = f;
-        s->role = role;
-        s->scale = f.fp8_scale;
-        // Per-channel keys flush a full window at once; sliding windows keep room for a second one.
-        const bool flushes = role == side::keys && is_kivi(f.kind);
-        s->residual.resize(std::size_t(f.residual) * d * (flushes ? 1 : 2));
-      }
+  heads_.assign(std::size_t(config.layers) * std::size_t(config.kv_heads), empty_head());
+}
+
+cache::head cache::empty_head() const {
+  head h;
+  const std::size_t d = std::size_t(config_.head_dim);
+  for (int p = 0; p < parts(); ++p)
+    for (auto [s, f, role] : {std::tuple{&h.parts[p].keys, p ? low_->keys : config_.keys, side::keys},
+                              std::tuple{&h.parts[p].values, p ? low_->values : config_.values, side::values}}) {
+      s->fmt = f;
+      s->role = role;
+      s->scale = f.fp8_scale;
+      // Per-channel keys flush a full window at once; sliding windows keep room for a second one.
+      const bool flushes = role == side::keys && is_kivi(f.kind);
+      s->residual.resize(std::size_t(f.residual) * d * (flushes ? 1 : 2));
+    }
+  return h;
 }
 
 cache::head& cache::at(const char* function, int layer, int head_index) {

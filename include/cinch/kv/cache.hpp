@@ -13,13 +13,19 @@
 // a head holding such a token returns NaN for the query heads that read it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "cinch/core/tensor_view.hpp"
 #include "cinch/kv/format.hpp"
+
+namespace cinch::io {
+class stream_writer;
+}
 
 namespace cinch::kv {
 
@@ -29,6 +35,7 @@ struct cache_config {
   int head_dim = 0;
   format keys;
   format values;
+  friend constexpr bool operator==(const cache_config&, const cache_config&) = default;
 };
 
 // Mixed precision by token saliency (ZipCache, MiKV): every head holds two parts,
@@ -38,6 +45,7 @@ struct cache_config {
 struct mixed_precision {
   format keys;
   format values;
+  friend constexpr bool operator==(const mixed_precision&, const mixed_precision&) = default;
 };
 
 class cache {
@@ -92,6 +100,26 @@ class cache {
   // dequantized and un-rotated into k, v [view(...).tokens, head_dim] f32.
   void dequantize(int layer, int head, const tensor_view& k, const tensor_view& v, int part = 0) const;
 
+  // Serialization to a cinch stream (cinch/io/stream.hpp) of kind "KVC1", for
+  // offloading a cache and loading it back bit-exactly: a "CONF" section (sizes
+  // and formats), then one section per head (each part's packed records, residual
+  // window, fp8 scales and positions), each with its CRC-32C. Layout in
+  // src/kv/cache_stream.cpp. A failing std::ostream is errc::invalid_argument.
+  void save(std::vector<std::byte>& out) const;
+  void save(std::ostream& out) const;
+  // Every view, position and byte count of the result equals the saved cache's.
+  // A truncated, bit-flipped, wrongly versioned or inconsistent stream, or a
+  // one-head stream, is errc::corrupt_data.
+  [[nodiscard]] static cache load(std::span<const std::byte> bytes);
+
+  // One head alone (e.g. to offload a long head): a "KVC1" stream flagged as
+  // holding one head. load_head replaces the contents of head (layer, head) of
+  // this cache with it; the configuration saved must equal this cache's
+  // (errc::invalid_argument otherwise), a damaged stream is errc::corrupt_data,
+  // and on any error the head is left as it was.
+  void save_head(std::vector<std::byte>& out, int layer, int head) const;
+  void load_head(std::span<const std::byte> bytes, int layer, int head);
+
  private:
   struct stream {
     format fmt;
@@ -118,6 +146,7 @@ class cache {
     std::int64_t stride;
   };
 
+  [[nodiscard]] head empty_head() const;
   head& at(const char* function, int layer, int head_index);
   const head& at(const char* function, int layer, int head_index) const;
   const part& part_of(const char* function, int layer, int head_index, int part_index) const;
@@ -125,6 +154,8 @@ class cache {
                     std::span<const std::uint8_t> salient) const;
   void append_rows(head& h, const rows& k, const rows& v, std::int64_t count, std::span<const std::int32_t> positions,
                    std::span<const std::uint8_t> salient);
+  void write_heads(io::stream_writer& out, int first_head, int heads) const;
+  [[nodiscard]] head read_head(std::span<const std::byte> payload, const char* what) const;
   void calibrate(stream& s, const float* x, std::int64_t row_stride, std::int64_t count) const;
   void push(stream& s, const float* x);
   void flush_keys(stream& s);
