@@ -212,14 +212,19 @@ void cache::flush_keys(stream& s) {
 
 // One token x [head_dim] into a stream: rotated if so, through the residual window.
 void cache::push(stream& s, const float* x) {
-  const format& f = s.fmt;
-  const std::int64_t d = config_.head_dim;
   float rotated[max_head_dim];
-  if (f.rotate) {
-    std::copy(x, x + d, rotated);
-    ref::fwht(rotated, d);
+  if (s.fmt.rotate) {
+    std::copy(x, x + config_.head_dim, rotated);
+    ref::fwht(rotated, config_.head_dim);
     x = rotated;
   }
+  push_stored(s, x);
+}
+
+// One token already in the stored (rotated if so) domain through the residual window.
+void cache::push_stored(stream& s, const float* x) {
+  const format& f = s.fmt;
+  const std::int64_t d = config_.head_dim;
   if (f.residual == 0) return pack_token(s, x);
   const std::int64_t rows = std::int64_t(s.residual.size()) / d;
   if (s.residual_begin + s.residual_tokens == rows) {  // the window reached the end of its room: move it to the front
@@ -395,6 +400,74 @@ head_view cache::view(int layer, int head_index, int part_index) const {
   const part& p = part_of("kv::cache::view", layer, head_index, part_index);
   const auto tokens = std::int64_t(p.positions.size());
   return {view_of(p.keys, tokens), view_of(p.values, tokens), p.positions.data(), tokens};
+}
+
+void cache::retain(int layer, int head_index, std::span<const std::int32_t> keep) {
+  constexpr const char* fn = "kv::cache::retain";
+  head& h = at(fn, layer, head_index);
+  const std::int64_t n = tokens(layer, head_index);
+  for (std::size_t i = 0; i < keep.size(); ++i)
+    if (keep[i] < 0 || keep[i] >= n || (i > 0 && keep[i] <= keep[i - 1]))
+      detail::fail(errc::invalid_argument, fn, "keep must hold strictly ascending token indices in [0, ", n,
+                   "), got ", keep[i], " at entry ", i);
+  if (std::int64_t(keep.size()) == n) return;
+  const auto first = std::int32_t(h.parts[0].positions.size());
+  const auto split = std::size_t(std::lower_bound(keep.begin(), keep.end(), first) - keep.begin());
+  for (int p = 0; p < parts(); ++p) {
+    part& pt = h.parts[p];
+    std::span<const std::int32_t> mine = p == 0 ? keep.first(split) : keep.subspan(split);
+    // Part 1's indices count from the end of part 0: make them local.
+    std::vector<std::int32_t> local;
+    if (p == 1) {
+      local.assign(mine.begin(), mine.end());
+      for (std::int32_t& i : local) i -= first;
+      mine = local;
+    }
+    if (mine.size() == pt.positions.size()) continue;
+    retain_stream(pt.keys, mine);
+    retain_stream(pt.values, mine);
+    for (std::size_t i = 0; i < mine.size(); ++i) pt.positions[i] = pt.positions[std::size_t(mine[i])];
+    pt.positions.resize(mine.size());
+  }
+}
+
+// Kept indices are ascending, so every move goes toward the front (in place).
+void cache::retain_stream(stream& s, std::span<const std::int32_t> keep) {
+  const std::int64_t d = config_.head_dim;
+  const stream_view v = view_of(s, s.packed_tokens + s.residual_tokens);
+  if (v.per_channel()) {
+    std::vector<float> rows(keep.size() * std::size_t(d), 0.0f);
+    for (std::size_t i = 0; i < keep.size(); ++i) ref::token_axpy(v, keep[i], 1.0f, rows.data() + i * std::size_t(d));
+    s.packed_bytes = s.packed_tokens = s.residual_begin = s.residual_tokens = 0;
+    s.packed.assign(std::size_t(packed_slack), std::byte{0});
+    for (std::size_t i = 0; i < keep.size(); ++i) push_stored(s, rows.data() + i * std::size_t(d));
+    return;
+  }
+  std::int64_t packed = 0, residual = 0;
+  float* window = s.residual.data() + s.residual_begin * d;
+  for (const std::int32_t t : keep) {
+    if (t < s.packed_tokens) {
+      std::memmove(s.packed.data() + packed * v.unit_bytes, s.packed.data() + t * v.unit_bytes,
+                   std::size_t(v.unit_bytes));
+      ++packed;
+    } else {
+      std::memmove(window + residual * d, window + (t - s.packed_tokens) * d, std::size_t(d) * sizeof(float));
+      ++residual;
+    }
+  }
+  s.packed_tokens = packed;
+  s.packed_bytes = packed * v.unit_bytes;
+  s.residual_tokens = residual;
+  s.packed.resize(std::size_t(s.packed_bytes + packed_slack));
+  std::fill(s.packed.begin() + s.packed_bytes, s.packed.end(), std::byte{0});
+}
+
+void cache::shrink_to_fit() {
+  for (head& h : heads_)
+    for (part& p : h.parts) {
+      for (stream* s : {&p.keys, &p.values}) s->packed.shrink_to_fit();
+      p.positions.shrink_to_fit();
+    }
 }
 
 void cache::set_fp8_scales(int layer, int head_index, float key_scale, float value_scale) {

@@ -100,6 +100,21 @@ class cache {
   // dequantized and un-rotated into k, v [view(...).tokens, head_dim] f32.
   void dequantize(int layer, int head, const tensor_view& k, const tensor_view& v, int part = 0) const;
 
+  // Eviction: keeps only the listed tokens of a head, in their order, with their
+  // original positions (keys keep the RoPE of where they were, so attention over
+  // the kept tokens equals attention over that subset of the uncompressed cache),
+  // and frees the others: bytes() drops at once; the buffers keep their capacity
+  // for later appends until shrink_to_fit(). keep: strictly ascending indices into
+  // the head's tokens (part 0's, then part 1's in a mixed-precision cache), else
+  // errc::invalid_argument with nothing changed. Per-token records and residual
+  // rows move as they are (bit-exact); KIVI keys form new per-channel groups from
+  // the kept tokens, so their packed tokens are dequantized and quantized again
+  // (one more rounding, within half a step of the new groups' scales; this path
+  // allocates). Keeping every token changes nothing.
+  void retain(int layer, int head, std::span<const std::int32_t> keep);
+  // Releases the capacity that eviction left unused in every head.
+  void shrink_to_fit();
+
   // Serialization to a cinch stream (cinch/io/stream.hpp) of kind "KVC1", for
   // offloading a cache and loading it back bit-exactly: a "CONF" section (sizes
   // and formats), then one section per head (each part's packed records, residual
@@ -158,6 +173,8 @@ class cache {
   [[nodiscard]] head read_head(std::span<const std::byte> payload, const char* what) const;
   void calibrate(stream& s, const float* x, std::int64_t row_stride, std::int64_t count) const;
   void push(stream& s, const float* x);
+  void push_stored(stream& s, const float* x);
+  void retain_stream(stream& s, std::span<const std::int32_t> keep);
   void flush_keys(stream& s);
   static std::byte* grow(stream& s, std::int64_t unit);
   void pack_token(stream& s, const float* x);
