@@ -215,3 +215,40 @@ TEST_CASE("retain errors leave the head unchanged", "[kv][retain]") {
   REQUIRE(c.tokens(0, 0) == 0);
   REQUIRE(c.bytes(0, 0) == 0);
 }
+
+TEST_CASE("demote moves evicted tokens to the low-precision part instead of dropping them (MiKV)", "[kv][retain]") {
+  constexpr int d = 32, n = 24;
+  const format low_keys{scheme::int8}, low_values = format::kivi(2, 8, 0);
+  cache c({1, 1, d, format{scheme::f16}, format{scheme::f16}}, mixed_precision{low_keys, low_values});
+  const std::vector<float> k = random_values(n * d, 61), v = random_values(n * d, 62);
+  c.append(0, 0, tensor_view(k.data(), dtype::f32, {n, d}), tensor_view(v.data(), dtype::f32, {n, d}));
+  const std::vector<float> high_k = dequantized(c, 0, 0, true), high_v = dequantized(c, 0, 0, false);
+  const std::int64_t bytes_before = c.bytes(0, 0);
+
+  const std::vector<std::int32_t> keep = {0, 3, 4, 10, 23};
+  c.demote(0, 0, keep);
+  REQUIRE(c.tokens(0, 0) == n);  // nothing dropped
+  REQUIRE(c.view(0, 0, 0).tokens == 5);
+  REQUIRE(c.view(0, 0, 1).tokens == n - 5);
+  REQUIRE(bitwise_equal(dequantized(c, 0, 0, true, 0), rows_of(high_k, keep, d)));
+  REQUIRE(c.positions(0, 0, 1)[0] == 1);
+  REQUIRE(c.positions(0, 0, 1)[2] == 5);
+
+  // Part 1 holds what its formats make of the demoted tokens' f16 values.
+  std::vector<std::int32_t> moved;
+  for (int t = 0; t < n; ++t)
+    if (!std::binary_search(keep.begin(), keep.end(), t)) moved.push_back(t);
+  const std::vector<float> mk = rows_of(high_k, moved, d), mv = rows_of(high_v, moved, d);
+  cache low({1, 1, d, low_keys, low_values});
+  const auto m = std::int64_t(moved.size());
+  low.append(0, 0, tensor_view(mk.data(), dtype::f32, {m, d}), tensor_view(mv.data(), dtype::f32, {m, d}));
+  REQUIRE(bitwise_equal(dequantized(c, 0, 0, true, 1), dequantized(low, 0, 0, true)));
+  REQUIRE(bitwise_equal(dequantized(c, 0, 0, false, 1), dequantized(low, 0, 0, false)));
+  REQUIRE(c.bytes(0, 0) == 5 * 2 * 2 * d + low.bytes(0, 0));
+  REQUIRE(c.bytes(0, 0) < bytes_before);
+
+  require_error([&] { c.demote(0, 0, std::vector<std::int32_t>{5}); }, errc::invalid_argument,
+                {"kv::cache::demote", "part 0", "[0, 5)", "got 5"});
+  cache single({1, 1, d, format{scheme::f16}, format{scheme::f16}});
+  require_error([&] { single.demote(0, 0, {}); }, errc::invalid_argument, {"kv::cache::demote", "mixed-precision"});
+}

@@ -246,12 +246,12 @@ void cache::push_stored(stream& s, const float* x) {
 // vLLM's calibration on the first append: scale = max|x| / constant over what is
 // stored (rotated if so). Only finite values count, so one inf or NaN does not
 // ruin the scale of the whole head: it saturates or stays NaN in its own element.
-void cache::calibrate(stream& s, const float* x, std::int64_t row_stride, std::int64_t count) const {
+void cache::calibrate(stream& s, const float* x, std::int64_t row_stride, std::int64_t count, bool stored) const {
   const int d = config_.head_dim;
   float amax = 0.0f, rotated[max_head_dim];
   for (std::int64_t t = 0; t < count; ++t) {
     const float* row = x + t * row_stride;
-    if (s.fmt.rotate) {
+    if (s.fmt.rotate && !stored) {
       std::copy(row, row + d, rotated);
       ref::fwht(rotated, d);
       row = rotated;
@@ -267,7 +267,7 @@ void cache::append_rows(head& h, const rows& k, const rows& v, std::int64_t coun
                         std::span<const std::int32_t> positions, std::span<const std::uint8_t> salient) {
   for (int p = 0; p < parts(); ++p)  // fp8 parts calibrate on everything this call appends
     for (auto [s, r] : {std::pair{&h.parts[p].keys, &k}, std::pair{&h.parts[p].values, &v}})
-      if (is_fp8(s->fmt.kind) && s->scale == 0.0f) calibrate(*s, r->data, r->stride, count);
+      if (is_fp8(s->fmt.kind) && s->scale == 0.0f) calibrate(*s, r->data, r->stride, count, false);
   for (std::int64_t t = 0; t < count; ++t) {
     part& p = h.parts[salient.empty() || salient[std::size_t(t)] ? 0 : 1];
     push(p.keys, k.data + t * k.stride);
@@ -460,6 +460,45 @@ void cache::retain_stream(stream& s, std::span<const std::int32_t> keep) {
   s.residual_tokens = residual;
   s.packed.resize(std::size_t(s.packed_bytes + packed_slack));
   std::fill(s.packed.begin() + s.packed_bytes, s.packed.end(), std::byte{0});
+}
+
+void cache::demote(int layer, int head_index, std::span<const std::int32_t> keep) {
+  constexpr const char* fn = "kv::cache::demote";
+  head& h = at(fn, layer, head_index);
+  if (parts() == 1)
+    detail::fail(errc::invalid_argument, fn, "demotion moves tokens to part 1: it needs a mixed-precision cache");
+  part &high = h.parts[0], &low = h.parts[1];
+  const auto n = std::int64_t(high.positions.size());
+  for (std::size_t i = 0; i < keep.size(); ++i)
+    if (keep[i] < 0 || keep[i] >= n || (i > 0 && keep[i] <= keep[i - 1]))
+      detail::fail(errc::invalid_argument, fn, "keep must hold strictly ascending indices of part 0's tokens in [0, ",
+                   n, "), got ", keep[i], " at entry ", i);
+  const std::int64_t moved = n - std::int64_t(keep.size()), d = config_.head_dim;
+  if (moved == 0) return;
+  // The demoted tokens as stored (rotated if so: both parts rotate alike), oldest first.
+  std::vector<float> k(std::size_t(moved * d), 0.0f), v(k.size(), 0.0f);
+  std::vector<std::int32_t> positions;
+  positions.reserve(std::size_t(moved));
+  const head_view hv = view(layer, head_index, 0);
+  for (std::int64_t t = 0, next = 0, row = 0; t < n; ++t) {
+    if (next < std::int64_t(keep.size()) && keep[std::size_t(next)] == t) {
+      ++next;
+      continue;
+    }
+    ref::token_axpy(hv.keys, t, 1.0f, k.data() + row * d);
+    ref::token_axpy(hv.values, t, 1.0f, v.data() + row * d);
+    positions.push_back(high.positions[std::size_t(t)]);
+    ++row;
+  }
+  for (auto [s, x] : {std::pair{&low.keys, &k}, std::pair{&low.values, &v}}) {
+    if (is_fp8(s->fmt.kind) && s->scale == 0.0f) calibrate(*s, x->data(), d, moved, true);
+    for (std::int64_t t = 0; t < moved; ++t) push_stored(*s, x->data() + t * d);
+  }
+  low.positions.insert(low.positions.end(), positions.begin(), positions.end());
+  retain_stream(high.keys, keep);
+  retain_stream(high.values, keep);
+  for (std::size_t i = 0; i < keep.size(); ++i) high.positions[i] = high.positions[std::size_t(keep[i])];
+  high.positions.resize(keep.size());
 }
 
 void cache::shrink_to_fit() {

@@ -112,6 +112,13 @@ class cache {
   // (one more rounding, within half a step of the new groups' scales; this path
   // allocates). Keeping every token changes nothing.
   void retain(int layer, int head, std::span<const std::int32_t> keep);
+  // MiKV: evict to lower precision instead of dropping. In a mixed-precision
+  // cache, keeps the listed tokens of part 0 (strictly ascending indices into its
+  // tokens) and moves every other part-0 token into part 1, quantized in part 1's
+  // formats from its part-0 value, with its position (part 1 then holds tokens in
+  // the order they arrived there; attention does not depend on the order).
+  // errc::invalid_argument for a cache with one part or bad indices.
+  void demote(int layer, int head, std::span<const std::int32_t> keep);
   // Releases the capacity that eviction left unused in every head.
   void shrink_to_fit();
 
@@ -171,7 +178,8 @@ class cache {
                    std::span<const std::uint8_t> salient);
   void write_heads(io::stream_writer& out, int first_head, int heads) const;
   [[nodiscard]] head read_head(std::span<const std::byte> payload, const char* what) const;
-  void calibrate(stream& s, const float* x, std::int64_t row_stride, std::int64_t count) const;
+  // stored: the rows are already in the stored (rotated if so) domain.
+  void calibrate(stream& s, const float* x, std::int64_t row_stride, std::int64_t count, bool stored) const;
   void push(stream& s, const float* x);
   void push_stored(stream& s, const float* x);
   void retain_stream(stream& s, std::span<const std::int32_t> keep);
