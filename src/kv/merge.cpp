@@ -181,6 +181,10 @@ void check_weights(std::string_view fn, std::string_view name, std::span<const f
                    detail::float_text(weights[i]));
 }
 
+double weight_of(std::span<const float> weights, std::int64_t t) {
+  return weights.empty() ? 1.0 : double(weights[std::size_t(t)]);
+}
+
 // For each evicted token, the position in `keep` of the kept key most similar to its key.
 std::vector<std::int32_t> assign(const tensor_view& keys, const keep_list& keep, std::span<const std::int32_t> evicted,
                                  merge_similarity similarity) {
@@ -223,7 +227,7 @@ tensor weighted_means(const tensor_view& x, const keep_list& keep, std::span<con
   const std::int64_t d = x.size(1), k = std::int64_t(keep.size());
   std::vector<double> sum(std::size_t(k * d), 0.0);
   const auto add = [&](std::int64_t slot, std::int64_t token) {
-    const double w = weights.empty() ? 1.0 : weights[std::size_t(token)];
+    const double w = weight_of(weights, token);
     const float* v = row(x, token);
     for (std::int64_t c = 0; c < d; ++c) sum[std::size_t(slot * d + c)] += w * v[c];
   };
@@ -252,9 +256,8 @@ merged_tokens merge_head(std::string_view fn, const tensor_view& keys, const ten
   }
   const std::vector<std::int32_t> target = assign(keys, keep, evicted, similarity);
   std::vector<double> counts(keep.size(), 0.0);
-  const auto weight = [&](std::int64_t t) { return weights.empty() ? 1.0 : double(weights[std::size_t(t)]); };
-  for (std::size_t j = 0; j < keep.size(); ++j) counts[j] += weight(keep[j]);
-  for (std::size_t e = 0; e < evicted.size(); ++e) counts[std::size_t(target[e])] += weight(evicted[e]);
+  for (std::size_t j = 0; j < keep.size(); ++j) counts[j] += weight_of(weights, keep[j]);
+  for (std::size_t e = 0; e < evicted.size(); ++e) counts[std::size_t(target[e])] += weight_of(weights, evicted[e]);
   merged_tokens out;
   out.keys = weighted_means(keys, keep, evicted, target, weights, counts);
   out.values = weighted_means(values, keep, evicted, target, weights, counts);
