@@ -362,7 +362,8 @@ TEST_CASE("merge_evicted: log-count attention over merged duplicates equals the 
   std::vector<float> unit(base.size()), vals = random_floats(std::size_t(3 * 5), 11);
   for (std::size_t j = 0; j < 3; ++j) {
     const double n = norm(&base[j * std::size_t(d)], d);
-    for (std::size_t c = 0; c < std::size_t(d); ++c) unit[j * std::size_t(d) + c] = float(base[j * std::size_t(d) + c] / n);
+    for (std::size_t c = 0; c < std::size_t(d); ++c)
+      unit[j * std::size_t(d) + c] = float(base[j * std::size_t(d) + c] / n);
   }
   const std::vector<int> pattern{0, 1, 0, 2, 0, 1};
   std::vector<float> keys, values;
@@ -402,9 +403,9 @@ TEST_CASE("attention_with_counts: a hand-computed two-slot case", "[kv][merge]")
                                                            tensor_view(values.data(), dtype::f32, {2, 1}), counts);
   CHECK(out[0] == Approx(4.0).epsilon(1e-6));
   // alpha = 0.5: logits 1 and 0.5.
-  const std::vector<float> half = kv::attention_with_counts(tensor_view(q.data(), dtype::f32, {4}),
-                                                            tensor_view(keys.data(), dtype::f32, {2, 4}),
-                                                            tensor_view(values.data(), dtype::f32, {2, 1}), counts, 0.5);
+  const std::vector<float> half =
+      kv::attention_with_counts(tensor_view(q.data(), dtype::f32, {4}), tensor_view(keys.data(), dtype::f32, {2, 4}),
+                                tensor_view(values.data(), dtype::f32, {2, 1}), counts, 0.5);
   const double p0 = std::exp(1.0) / (std::exp(1.0) + std::exp(0.5));
   CHECK(half[0] == Approx(2 * p0 + 6 * (1 - p0)).epsilon(1e-6));
 }
@@ -438,8 +439,8 @@ TEST_CASE("merge_evicted: every head of a layer, counts sum to T", "[kv][merge]"
   const std::vector<kv::merged_tokens> weighted = kv::merge_evicted(kt, vt, keep, w);
   CHECK(std::accumulate(weighted[0].counts.begin(), weighted[0].counts.end(), 0.0f) == 2.5f * float(tokens));
   // No tokens: nothing to keep, nothing merged.
-  const kv::merged_tokens empty =
-      kv::merge_evicted(tensor_view(k.data(), dtype::f32, {0, dk}), tensor_view(v.data(), dtype::f32, {0, dv}), kv::keep_list{});
+  const kv::merged_tokens empty = kv::merge_evicted(tensor_view(k.data(), dtype::f32, {0, dk}),
+                                                    tensor_view(v.data(), dtype::f32, {0, dv}), kv::keep_list{});
   CHECK(empty.keys.size(0) == 0);
   CHECK(empty.counts.empty());
 }
@@ -450,7 +451,8 @@ TEST_CASE("merge_evicted and attention_with_counts: bad input", "[kv][merge]") {
   const auto merge = [&](const kv::keep_list& keep, std::vector<float> w = {}) {
     return [=] { (void)kv::merge_evicted(kt, vt, keep, w); };
   };
-  require_error(merge({1, 0}), errc::invalid_argument, {"kv::merge_evicted", "keep", "strictly ascending", "got 0 after 1"});
+  require_error(merge({1, 0}), errc::invalid_argument,
+                {"kv::merge_evicted", "keep", "strictly ascending", "got 0 after 1"});
   require_error(merge({1, 1}), errc::invalid_argument, {"keep", "strictly ascending"});
   require_error(merge({0, 4}), errc::invalid_argument, {"keep[1]", "[0, 4)", "got 4"});
   require_error(merge({-1}), errc::invalid_argument, {"keep[0]", "got -1"});
@@ -492,8 +494,8 @@ TEST_CASE("merge_evicted and attention_with_counts: bad input", "[kv][merge]") {
   const tensor_view qv(q.data(), dtype::f32, {3});
   require_error([&] { (void)kv::attention_with_counts(qv, kt, vt, std::vector<float>{1, 2, 3}); }, errc::shape_mismatch,
                 {"kv::attention_with_counts", "counts", "(4)", "got 3"});
-  require_error([&] { (void)kv::attention_with_counts(qv, kt, vt, std::vector<float>{1, 2, 0, 4}); }, errc::invalid_argument,
-                {"counts[2]", "> 0"});
+  require_error([&] { (void)kv::attention_with_counts(qv, kt, vt, std::vector<float>{1, 2, 0, 4}); },
+                errc::invalid_argument, {"counts[2]", "> 0"});
   require_error([&] { (void)kv::attention_with_counts(qv, kt, vt, counts, std::numeric_limits<double>::infinity()); },
                 errc::invalid_argument, {"alpha", "finite"});
   require_error([&] { (void)kv::attention_with_counts(tensor_view(q.data(), dtype::f32, {2}), kt, vt, counts); },

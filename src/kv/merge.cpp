@@ -112,7 +112,8 @@ void shared_direction(const pair_geometry& g, const double* ua, const double* ub
     }
     case pair_kind::antipodal: {
       // p = normalize(axis_m - ua[m] ua), m the axis where |ua| is smallest.
-      const std::int64_t m = std::min_element(ua, ua + d, [](double x, double y) { return std::abs(x) < std::abs(y); }) - ua;
+      const auto smaller = [](double x, double y) { return std::abs(x) < std::abs(y); };
+      const std::int64_t m = std::min_element(ua, ua + d, smaller) - ua;
       double nn = 0;
       for (std::int64_t i = 0; i < d; ++i) {
         r[i] = (i == m) - ua[m] * ua[i];
@@ -400,8 +401,8 @@ std::vector<merged_tokens> merge_evicted(const tensor_view& keys, const tensor_v
   out.reserve(std::size_t(heads));
   for (std::int64_t h = 0; h < heads; ++h) {
     const std::string keep_name = detail::cat("keep[", h, "]"), weights_name = detail::cat("weights[", h, "]");
-    out.push_back(merge_head(fn, keys.select(0, h), values.select(0, h), keep[std::size_t(h)], keep_name,
-                             weights.empty() ? std::span<const float>() : std::span<const float>(weights[std::size_t(h)]),
+    const std::span<const float> w = weights.empty() ? std::span<const float>() : weights[std::size_t(h)];
+    out.push_back(merge_head(fn, keys.select(0, h), values.select(0, h), keep[std::size_t(h)], keep_name, w,
                              weights_name, similarity));
   }
   return out;

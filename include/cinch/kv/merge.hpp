@@ -22,7 +22,7 @@ namespace cinch::kv {
 
 struct minicache_options {
   double t = 0.6;           // SLERP position of the shared direction: 0 = layer a's, 1 = layer b's
-  double retention = 0.05;  // fraction of each head's tokens kept unmerged (floor(retention * T) per head)
+  double retention = 0.05;  // fraction of each head's tokens kept unmerged: floor(retention * T + 1e-9) per head
 };
 
 // Two layers [kv_heads, T, head_dim] merged. Per head, the r = floor(retention * T)
@@ -58,7 +58,8 @@ struct merged_layers {
 //   ||r|| <= 1e-7 with c > 0 (same direction): e = normalize((1 - t) u_a + t u_b), theta from atan2;
 //   ||r|| <= 1e-7 with c < 0 (antipodal, the great circle is not unique):
 //     e = cos(t pi) u_a + sin(t pi) p, p the unit vector orthogonal to u_a built from
-//     the axis where |u_a| is smallest (lowest index on ties); theta = pi;
+//     the axis where |u_a| is smallest (lowest index on ties), or with head_dim 1
+//     u_a if t <= 0.5 else u_b; theta = pi;
 //   one row zero: e = the other row's direction, theta = 0 (both restore exactly);
 //   both rows zero: e = 0, theta = 0.
 // Retained per head: the r tokens of largest theta / pi (rounded to f32), ties to
