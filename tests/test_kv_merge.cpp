@@ -182,6 +182,14 @@ TEST_CASE("minicache: zero rows, antipodal rows and strided layers", "[kv][merge
   // Ties rank toward the lower index.
   CHECK(retained_of(merge(0.25), 0) == std::vector<std::int32_t>{2});
 
+  // No tokens: an empty merge that restores to an empty layer.
+  const kv::merged_layers none = kv::minicache_merge(tensor_view(a.data(), dtype::f32, {2, 0, 3}),
+                                                     tensor_view(b.data(), dtype::f32, {2, 0, 3}));
+  CHECK(none.heads() == 2);
+  CHECK(none.tokens() == 0);
+  CHECK(none.bytes() == 0);
+  CHECK(none.restore(1).numel() == 0);
+
   // A strided view (every other token of a buffer) merges like its dense copy.
   const std::vector<float> wide = random_floats(2 * 10 * 2 * 5, 4), wide_b = random_floats(2 * 10 * 2 * 5, 5);
   std::vector<float> dense_a, dense_b;

@@ -348,6 +348,7 @@ void merged_layers::restore(int layer, const tensor_view& out) const {
   const std::int64_t expect[] = {heads, tokens, d};
   detail::check_shape(fn, "out", out, expect);
   detail::check_rows_dense(fn, "out", out);
+  if (out.numel() == 0) return;  // nothing to write (and an empty view's strides mean nothing)
   detail::check_output(fn, "out", out, {directions, magnitudes, retained, retained_rows});
   const float* mag = magnitudes.data<const float>() + layer * heads * (tokens - r);
   const float* kept = retained_rows.data<const float>() + layer * heads * r * d;
