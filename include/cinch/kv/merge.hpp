@@ -89,7 +89,8 @@ struct merged_tokens {
 // (up to rounding); its count is sum(w_i).
 // keys: [T, key_dim], values: [T, value_dim], f32 on the CPU, innermost dimension
 // dense. keep: strictly ascending indices in [0, T), not empty when T > 0.
-// weights: T finite values > 0, or empty for all 1.
+// weights: T finite values > 0, or empty for all 1. Non-finite keys give
+// unspecified assignments.
 [[nodiscard]] merged_tokens merge_evicted(const tensor_view& keys, const tensor_view& values, const keep_list& keep,
                                           std::span<const float> weights = {},
                                           merge_similarity similarity = merge_similarity::dot);
