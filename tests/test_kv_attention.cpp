@@ -6,6 +6,7 @@
 
 #include <cinch/core/backend.hpp>
 #include <cinch/kv/attention.hpp>
+#include <cinch/kv/bounded.hpp>
 #include <cinch/ref/attention.hpp>
 
 #include <algorithm>
@@ -401,4 +402,26 @@ TEST_CASE("decode attention and decode appends after reserve allocate nothing", 
     decode_attention(c, 0, qv, ov);
   }
   CHECK(allocations.load() == before);
+}
+
+TEST_CASE("decode-time eviction allocates nothing once its buffers are sized", "[kv][attention][bounded]") {
+  const int d = 64;
+  for (decode_policy policy : {decode_policy::streaming, decode_policy::h2o, decode_policy::tova, decode_policy::knorm}) {
+    INFO("policy " << int(policy));
+    bounded_cache b({1, 4, d, format{scheme::q8_0, 32, 16}, format{scheme::q4_0}}, {policy, 128, 4, -1, 16});
+    const std::vector<float> x = random_values(std::size_t(4 * d), 81), q = random_values(std::size_t(16 * d), 82);
+    std::vector<float> out(q.size());
+    const tensor_view kv(x.data(), dtype::f32, {4, d}), qv(q.data(), dtype::f32, {16, d}), ov(out.data(), dtype::f32, {16, d});
+    for (int t = 0; t < 200; ++t) {  // fills, evicts, and sizes the attention buffers on the first attend
+      b.append(0, kv, kv);
+      b.attend(0, qv, ov);
+    }
+    const long before = allocations.load();
+    for (int t = 0; t < 300; ++t) {
+      b.append(0, kv, kv);
+      b.attend(0, qv, ov);
+    }
+    CHECK(allocations.load() == before);
+    CHECK(b.evicted() > 4 * 300);
+  }
 }
