@@ -425,3 +425,85 @@ TEST_CASE("decode-time eviction allocates nothing once its buffers are sized", "
     CHECK(b.evicted() > 4 * 300);
   }
 }
+
+namespace {
+
+// scale * q . k over the dequantized keys in double, -inf past a head's tokens;
+// [n_heads, longest].
+std::vector<double> expected_logits(const cache& c, int layer, const std::vector<float>& q, int n_heads) {
+  const int d = c.config().head_dim, group = n_heads / c.config().kv_heads;
+  std::int64_t longest = 0;
+  for (int h = 0; h < c.config().kv_heads; ++h) longest = std::max(longest, c.tokens(layer, h));
+  std::vector<double> out(std::size_t(n_heads * longest), -INFINITY);
+  for (int i = 0; i < n_heads; ++i) {
+    std::int64_t t0 = 0;
+    for (int p = 0; p < c.parts(); ++p) {
+      const std::int64_t n = c.view(layer, i / group, p).tokens;
+      std::vector<float> k(std::size_t(n * d)), v(k.size());
+      c.dequantize(layer, i / group, tensor_view(k.data(), dtype::f32, {n, d}), tensor_view(v.data(), dtype::f32, {n, d}), p);
+      for (std::int64_t t = 0; t < n; ++t) {
+        double dot = 0;
+        for (int j = 0; j < d; ++j) dot += double(q[std::size_t(i * d + j)]) * k[std::size_t(t * d + j)];
+        out[std::size_t(i * longest + t0 + t)] = dot / std::sqrt(double(d));
+      }
+      t0 += n;
+    }
+  }
+  return out;
+}
+
+void check_logits(const cache& c) {
+  const int d = c.config().head_dim;
+  for (int layer = 0; layer < 2; ++layer) {
+    const int n_heads = 8;
+    std::int64_t longest = 0;
+    for (int h = 0; h < 4; ++h) longest = std::max(longest, c.tokens(layer, h));
+    const std::vector<float> q = random_values(std::size_t(n_heads * d), 91, 0.7f);
+    std::vector<float> out(std::size_t(n_heads * longest), 7.0f);
+    attention_logits(c, layer, tensor_view(q.data(), dtype::f32, {n_heads, d}),
+                     tensor_view(out.data(), dtype::f32, {n_heads, longest}));
+    const std::vector<double> expected = expected_logits(c, layer, q, n_heads);
+    double worst = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (std::isinf(expected[i])) {
+        REQUIRE(out[i] == -INFINITY);
+        continue;
+      }
+      // Keys up to about 4 * 4 in magnitude, d products: a few d * 2^-24 relative.
+      worst = std::max(worst, std::fabs(out[i] - expected[i]) / (1.0 + std::fabs(expected[i])));
+    }
+    CHECK(worst <= 2e-5);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("attention_logits equals q . k over the dequantized keys for every format and backend", "[kv][attention]") {
+  for (const int d : {64, 16}) {
+    for (const format& f : formats_for(d)) {
+      INFO("head_dim " << d << ", format " << name_of(f));
+      const cache c = filled_cache(f, f, d, 13);
+      cinch::force_backend(cinch::backend_kind::ref);
+      check_logits(c);
+      cinch::force_backend(std::nullopt);
+      for_each_cpu_target([&](const std::string&) { check_logits(c); });
+    }
+  }
+  // Both parts of a mixed-precision head, part 0's tokens first.
+  check_logits(filled_cache(format{scheme::f16}, format{scheme::f16}, 32, 17,
+                            mixed_precision{format::kivi(2, 8, 16), format{scheme::int8}}));
+}
+
+TEST_CASE("attention_logits argument errors", "[kv][attention]") {
+  const cache c = filled_cache(format{scheme::f16}, format{scheme::f16}, 16, 19);
+  std::vector<float> q(8 * 16), out(8 * 301);
+  const tensor_view qv(q.data(), dtype::f32, {8, 16});
+  require_error([&] { attention_logits(c, 2, qv, tensor_view(out.data(), dtype::f32, {8, 301})); }, errc::invalid_argument,
+                {"kv::attention_logits", "layer", "got 2"});
+  require_error([&] { attention_logits(c, 0, tensor_view(q.data(), dtype::f32, {6, 16}), tensor_view(out.data(), dtype::f32, {6, 301})); },
+                errc::shape_mismatch, {"kv::attention_logits", "q must be", "multiple of 4", "got [6, 16]"});
+  require_error([&] { attention_logits(c, 0, qv, tensor_view(out.data(), dtype::f32, {8, 300})); }, errc::shape_mismatch,
+                {"out", "[8, 301]", "got [8, 300]"});
+  require_error([&] { attention_logits(c, 0, qv, tensor_view(out.data(), dtype::f32, {8, 301}), INFINITY); },
+                errc::invalid_argument, {"scale must be finite"});
+}

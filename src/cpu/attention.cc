@@ -645,29 +645,67 @@ void attend_with(D d, const kv::head_view& h, std::int64_t begin, std::int64_t e
 }
 
 
+// Calls fn(d) with the widest float tag (full, 8, 4, 2 or 1 lanes) whose lanes
+// divide `runs`, the length of every run decoded at once; false when only one
+// lane fits and KIVI codes (which need 2+) are involved.
+template <class Fn>
+bool with_widest(int runs, bool kivi, Fn&& fn) {
+  const hn::ScalableTag<float> full;
+  const int widest = int(hn::Lanes(full));
+  if (runs % widest == 0 && widest <= 16 && (widest >= 2 || !kivi)) return fn(full), true;
+#if HWY_TARGET != HWY_SCALAR
+  if (runs % 8 == 0 && widest >= 8) return fn(hn::CappedTag<float, 8>()), true;
+  if (runs % 4 == 0 && widest >= 4) return fn(hn::CappedTag<float, 4>()), true;
+  if (runs % 2 == 0 && widest >= 2) return fn(hn::CappedTag<float, 2>()), true;
+#endif
+  if (!kivi) return fn(hn::CappedTag<float, 1>()), true;
+  return false;
+}
+
 void attend(const kv::head_view& h, std::int64_t begin, std::int64_t end, const float* q, int group, float scale,
             float* partials, std::int64_t stride) {
   const int n = h.keys.head_dim;
   int runs = n;
-  // The widest vector (full, 8, 4 or 2 lanes) dividing every run decoded at once:
-  // head_dim, ggml's 16-code halves, KIVI groups (channels, or tokens for keys).
+  // Runs decoded at once: head_dim, ggml's 16-code halves, KIVI groups (channels, or tokens for keys).
   for (const kv::stream_view* s : {&h.keys, &h.values}) runs = std::gcd(runs, std::gcd(16, shared_run(*s)));
   const bool kivi = kv::is_kivi(h.keys.fmt.kind) || kv::is_kivi(h.values.fmt.kind);
-  const hn::ScalableTag<float> full;
-  const int widest = int(hn::Lanes(full));
-  if (runs % widest == 0 && widest <= 16 && (widest >= 2 || !kivi))
-    return attend_with(full, h, begin, end, q, group, scale, partials, stride);
-#if HWY_TARGET != HWY_SCALAR
-  if (runs % 8 == 0 && widest >= 8) return attend_with(hn::CappedTag<float, 8>(), h, begin, end, q, group, scale, partials, stride);
-  if (runs % 4 == 0 && widest >= 4) return attend_with(hn::CappedTag<float, 4>(), h, begin, end, q, group, scale, partials, stride);
-  if (runs % 2 == 0 && widest >= 2) return attend_with(hn::CappedTag<float, 2>(), h, begin, end, q, group, scale, partials, stride);
-#endif
-  // Odd head sizes and single-lane targets: plain f32 loops (KIVI codes need 2+ lanes).
-  if (!kivi) return attend_with(hn::CappedTag<float, 1>(), h, begin, end, q, group, scale, partials, stride);
+  if (with_widest(runs, kivi, [&](auto d) { attend_with(d, h, begin, end, q, group, scale, partials, stride); })) return;
+  // Odd head sizes on KIVI formats: the reference.
   for (int i = 0; i < group; ++i) {
     float* p = partials + i * stride;
     ref::attend_range(h, begin, end, q + std::int64_t(i) * n, scale, p + 2, p[0], p[1]);
   }
+}
+
+template <class D>
+void logits_with(D d, const kv::stream_view& keys, std::int64_t begin, std::int64_t end, const float* q, int group,
+                 float scale, float* out, std::int64_t stride) {
+  const int n = keys.head_dim, lanes = int(hn::Lanes(d));
+  alignas(64) float qs[kHeads * kMaxDim];
+  alignas(64) float scores[kHeads * kTile];
+  for (int g0 = 0; g0 < group; g0 += kHeads) {
+    const int heads = std::min(kHeads, group - g0);
+    for (int g = 0; g < heads; ++g)
+      for (int c = 0; c < n; c += lanes)
+        hn::Store(hn::Mul(hn::LoadU(d, q + (g0 + g) * n + c), hn::Set(d, scale)), d, qs + g * n + c);
+    for (std::int64_t t0 = begin, t1; t0 < end; t0 = t1) {
+      t1 = tile_end(keys, t0, end);
+      tile_scores(d, keys, t0, t1, qs, heads, scores);
+      for (int g = 0; g < heads; ++g) std::copy_n(scores + g * kTile, t1 - t0, out + (g0 + g) * stride + (t0 - begin));
+    }
+  }
+}
+
+void logits(const kv::stream_view& keys, std::int64_t begin, std::int64_t end, const float* q, int group, float scale,
+            float* out, std::int64_t stride) {
+  const int n = keys.head_dim;
+  const int runs = std::gcd(n, std::gcd(16, shared_run(keys)));
+  if (with_widest(runs, keys.per_channel(),
+                  [&](auto d) { logits_with(d, keys, begin, end, q, group, scale, out, stride); }))
+    return;
+  for (int i = 0; i < group; ++i)
+    for (std::int64_t t = begin; t < end; ++t)
+      out[i * stride + t - begin] = scale * ref::token_dot(keys, t, q + std::int64_t(i) * n);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -678,6 +716,7 @@ HWY_AFTER_NAMESPACE();
 namespace cinch {
 namespace cpu {
 HWY_EXPORT(attend);
+HWY_EXPORT(logits);
 }  // namespace cpu
 
 namespace detail {
@@ -688,7 +727,12 @@ void simd_attend(const kv::head_view& h, std::int64_t begin, std::int64_t end, c
   HWY_DYNAMIC_DISPATCH(cpu::attend)(h, begin, end, q, group, scale, partials, stride);
 }
 
-constexpr attention_kernels simd_table{simd_attend};
+void simd_logits(const kv::stream_view& keys, std::int64_t begin, std::int64_t end, const float* q, int group,
+                 float scale, float* out, std::int64_t stride) noexcept {
+  HWY_DYNAMIC_DISPATCH(cpu::logits)(keys, begin, end, q, group, scale, out, stride);
+}
+
+constexpr attention_kernels simd_table{simd_attend, simd_logits};
 
 }  // namespace
 

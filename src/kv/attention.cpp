@@ -28,7 +28,14 @@ void ref_attend(const kv::head_view& h, std::int64_t begin, std::int64_t end, co
   }
 }
 
-constexpr attention_kernels ref_table{ref_attend};
+void ref_logits(const kv::stream_view& keys, std::int64_t begin, std::int64_t end, const float* q, int group, float scale,
+                float* out, std::int64_t stride) noexcept {
+  for (int i = 0; i < group; ++i)
+    for (std::int64_t t = begin; t < end; ++t)
+      out[i * stride + t - begin] = scale * ref::token_dot(keys, t, q + std::int64_t(i) * keys.head_dim);
+}
+
+constexpr attention_kernels ref_table{ref_attend, ref_logits};
 
 }  // namespace
 
@@ -219,6 +226,66 @@ void decode_attention(std::span<const head_view> heads, const tensor_view& q, co
   }
 #endif
   run_host([&](int h, int p) { return heads[std::size_t(h * parts + p)]; }, kv_heads, parts, d, q, out, &workspace, s);
+}
+
+void attention_logits(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      std::optional<float> scale) {
+  constexpr std::string_view fn = "kv::attention_logits";
+  const cache_config& cfg = c.config();
+  if (layer < 0 || layer >= cfg.layers)
+    detail::fail(errc::invalid_argument, fn, "layer must be in [0, ", cfg.layers, "), got ", layer);
+  detail::check_device(fn, "q", q, cpu_device);
+  detail::check_device(fn, "out", out, cpu_device);
+  detail::check_dtype(fn, "q", q, dtype::f32);
+  detail::check_dtype(fn, "out", out, dtype::f32);
+  const int d = cfg.head_dim, kv_heads = cfg.kv_heads;
+  if (q.rank() != 2 || q.size(1) != d || q.size(0) < 1 || q.size(0) % kv_heads != 0)
+    detail::fail(errc::shape_mismatch, fn, "q must be [n_heads, head_dim = ", d, "] with n_heads a multiple of ",
+                 kv_heads, ", got ", q.shape());
+  std::int64_t longest = 0;
+  for (int h = 0; h < kv_heads; ++h) longest = std::max(longest, c.tokens(layer, h));
+  const std::int64_t expected[] = {q.size(0), longest};
+  detail::check_shape(fn, "out", out, expected);
+  detail::check_rows_dense(fn, "q", q);
+  detail::check_rows_dense(fn, "out", out);
+  detail::check_output(fn, "out", out, {q});
+  if (scale && !std::isfinite(*scale))
+    detail::fail(errc::invalid_argument, fn, "scale must be finite, got ", std::to_string(*scale));
+  const float s = scale ? *scale : 1.0f / std::sqrt(float(d));
+
+  const detail::attention_kernels& k =
+      detail::use_reference_kernels() ? detail::ref_attention_kernels() : detail::simd_attention_kernels();
+  const int n_heads = int(q.size(0)), group = n_heads / kv_heads;
+  const auto* qp = static_cast<const float*>(q.data());
+  auto* op = static_cast<float*>(out.data());
+  const std::int64_t q_row = q.stride(0), out_row = out.stride(0);
+  // Tasks of (KV head, up to 8 query heads of its group, part, 1024-token range of
+  // the part: multiples of the kernels' 64-token tiles).
+  constexpr int sub = 8;
+  constexpr std::int64_t range = 1024;
+  const int subgroups = (group + sub - 1) / sub, parts = c.parts();
+  const std::int64_t ranges = std::max<std::int64_t>(1, (longest + range - 1) / range);
+  const std::int64_t tasks = std::int64_t(kv_heads) * subgroups * parts * ranges;
+#pragma omp parallel for schedule(dynamic) if (tasks > 1 && longest * d * group >= 16384)
+  for (std::int64_t task = 0; task < tasks; ++task) {
+    const std::int64_t r = task % ranges;
+    const int p = int(task / ranges % parts), sg = int(task / ranges / parts % subgroups);
+    const int kvh = int(task / ranges / parts / subgroups);
+    const int first = kvh * group + sg * sub, count = std::min(sub, group - sg * sub);
+    const head_view h = c.view(layer, kvh, p);
+    const std::int64_t begin = std::min(r * range, h.tokens), end = std::min((r + 1) * range, h.tokens);
+    if (end == begin) continue;
+    float rows[sub * 1024];
+    for (int i = 0; i < count; ++i) {
+      std::copy_n(qp + (first + i) * q_row, d, rows + i * d);
+      if (h.keys.fmt.rotate) ref::fwht(rows + i * d, d);  // <H q, H k> = <q, k>
+    }
+    const std::int64_t offset = p == 0 ? 0 : c.view(layer, kvh, 0).tokens;  // part 1 follows part 0
+    k.logits(h.keys, begin, end, rows, count, s, op + first * out_row + offset + begin, out_row);
+  }
+  // Past the end of a shorter head: -inf, which softmax turns into 0.
+  for (int i = 0; i < n_heads; ++i)
+    std::fill(op + i * out_row + c.tokens(layer, i / group), op + i * out_row + longest, -INFINITY);
 }
 
 }  // namespace kv

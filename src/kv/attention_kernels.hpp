@@ -15,8 +15,14 @@ namespace cinch::detail {
 using attend_fn = void (*)(const kv::head_view& h, std::int64_t begin, std::int64_t end, const float* q, int group,
                            float scale, float* partials, std::int64_t stride) noexcept;
 
+// Logits scale * q_i . k_t of `group` query heads over tokens [begin, end) of one
+// KV head's keys: out[i * stride + t - begin]. q as for attend_fn.
+using logits_fn = void (*)(const kv::stream_view& keys, std::int64_t begin, std::int64_t end, const float* q, int group,
+                           float scale, float* out, std::int64_t stride) noexcept;
+
 struct attention_kernels {
   attend_fn attend;
+  logits_fn logits;
 };
 
 const attention_kernels& ref_attention_kernels() noexcept;

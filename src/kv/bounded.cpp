@@ -6,8 +6,6 @@
 
 #include "cinch/detail/checks.hpp"
 #include "cinch/kv/attention.hpp"
-#include "cinch/ref/attention.hpp"
-#include "cinch/ref/hadamard.hpp"
 
 namespace cinch::kv {
 namespace {
@@ -80,25 +78,19 @@ void bounded_cache::attend(int layer, const tensor_view& q, const tensor_view& o
 // into the scores: h2o adds the mean over the heads sharing a KV head, tova
 // replaces every head's scores by the mean over all query heads.
 void bounded_cache::observe(int layer, const tensor_view& q) {
-  const int heads = cache_.config().kv_heads, d = cache_.config().head_dim;
+  const int heads = cache_.config().kv_heads;
   const auto q_heads = int(q.size(0));
   const int group = q_heads / heads;
-  const std::int64_t capacity = options_.budget + options_.slack + 1;
-  probabilities_.resize(std::size_t(q_heads * capacity));  // sized on the first call only
-  const float scale = 1.0f / std::sqrt(float(d));
-#pragma omp parallel for schedule(static) if (q_heads > 1 && cache_.tokens(layer, 0) * d >= 1 << 15)
+  const std::int64_t n = cache_.tokens(layer, 0);  // every head of a layer holds the same count
+  if (n == 0) return;
+  probabilities_.resize(std::size_t(q_heads * (options_.budget + options_.slack + 1)));  // sized on the first call only
+  attention_logits(cache_, layer, q, tensor_view(probabilities_.data(), dtype::f32, {q_heads, n}));
   for (int i = 0; i < q_heads; ++i) {
-    const head_view hv = cache_.view(layer, i / group);
-    float row[1024];
-    const float* qi = static_cast<const float*>(q.data()) + i * q.stride(0);
-    std::copy(qi, qi + d, row);
-    if (hv.keys.fmt.rotate) ref::fwht(row, d);  // <H q, H k> = <q, k>
-    float* p = probabilities_.data() + std::int64_t(i) * capacity;
-    float top = -INFINITY;
-    for (std::int64_t t = 0; t < hv.tokens; ++t) top = std::max(top, p[t] = scale * ref::token_dot(hv.keys, t, row));
+    float* p = probabilities_.data() + std::int64_t(i) * n;
+    const float top = *std::max_element(p, p + n);
     double sum = 0;
-    for (std::int64_t t = 0; t < hv.tokens; ++t) sum += p[t] = std::exp(p[t] - top);
-    for (std::int64_t t = 0; t < hv.tokens; ++t) p[t] = float(p[t] / sum);
+    for (std::int64_t t = 0; t < n; ++t) sum += p[t] = std::exp(p[t] - top);
+    for (std::int64_t t = 0; t < n; ++t) p[t] = float(p[t] / sum);
   }
   const bool tova = options_.policy == decode_policy::tova;
   for (int h = 0; h < heads; ++h) {
@@ -106,7 +98,7 @@ void bounded_cache::observe(int layer, const tensor_view& q) {
     if (tova) std::fill(s.begin(), s.end(), 0.0f);
     const int first = tova ? 0 : h * group, count = tova ? q_heads : group;
     for (int i = first; i < first + count; ++i) {
-      const float* p = probabilities_.data() + std::int64_t(i) * capacity;
+      const float* p = probabilities_.data() + std::int64_t(i) * n;
       for (std::size_t t = 0; t < s.size(); ++t) s[t] += p[t] / float(count);
     }
   }

@@ -46,6 +46,16 @@ void decode_attention(const cache& c, int layer, const tensor_view& q, const ten
 void decode_attention(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
                       attention_workspace& workspace, std::optional<float> scale = std::nullopt);
 
+// The attention logits scale * q . k of every query head over every token of the
+// KV head it reads (query head h reads KV head h / (n_heads / kv_heads)), from the
+// packed codes with decode_attention's kernels: what window-query eviction
+// scorers (SnapKV, H2O, TOVA) and engines needing attention weights read.
+// q: [n_heads, head_dim]; out: [n_heads, T] f32, T the longest head's token
+// count; row i holds its KV head's tokens in cache order (part 0's, then part
+// 1's) and -inf past that head's last token. Rotated keys: q is rotated to match.
+void attention_logits(const cache& c, int layer, const tensor_view& q, const tensor_view& out,
+                      std::optional<float> scale = std::nullopt);
+
 // The same over head views an engine holds itself: heads[kv_heads * parts] of one
 // layer (head h's part p at h * parts + p; parts = 2 for a mixed-precision cache),
 // laid out as cinch/kv/format.hpp says (kv::cache::view gives them; an engine may
