@@ -4,9 +4,9 @@
 //  1. a strided sample of up to 1024 keys gives a floor key that, in expectation,
 //     a few times k scores reach (the sample's rank: its share of k plus four
 //     standard deviations);
-//  2. one pass computes keys and compress-stores the keys and indices of those
-//     >= the floor (most vectors hold none and store nothing); if fewer than k
-//     pass, the pass is repeated with no floor. Any candidate set holding at least
+//  2. one pass computes keys and compresses the keys and indices of those >= the
+//     floor into scratch, without branches; if fewer than k pass, the pass is
+//     repeated with no floor. Any candidate set holding at least
 //     k entries contains the best k, so the guess only affects speed;
 //  3. the reference's threshold t (largest t with #{key >= t} >= k) is found bit by
 //     bit over the candidates with vector counts, stopping early when a count is
@@ -20,6 +20,7 @@
 
 #include <climits>
 #include <cmath>
+#include <cstddef>
 
 #include "cinch/ref/topk.hpp"
 #include "kv/topk_kernels.hpp"
@@ -43,6 +44,38 @@ HWY_INLINE hn::Vec<DI> signed_keys(DI di, const float* x) {
   const auto ordered = hn::Xor(no_neg_zero, hn::And(hn::BroadcastSignBit(no_neg_zero), hn::Set(di, INT32_MAX)));
   const auto is_nan = hn::Gt(hn::And(bits, hn::Set(di, INT32_MAX)), hn::Set(di, 0x7F800000));
   return hn::IfThenElse(is_nan, lowest, ordered);
+}
+
+// Compress for 4 or 8 lanes through a table of lane indices per mask: Highway
+// 1.0.3's own copies a table onto the stack at every call on those targets.
+template <std::size_t Lanes>
+struct compress_table {
+  alignas(32) std::int32_t lanes[std::size_t(1) << Lanes][Lanes] = {};
+  constexpr compress_table() {
+    for (std::size_t bits = 0; bits < (std::size_t(1) << Lanes); ++bits) {
+      std::size_t out = 0;
+      for (std::size_t lane = 0; lane < Lanes; ++lane)
+        if (bits >> lane & 1) lanes[bits][out++] = static_cast<std::int32_t>(lane);
+    }
+  }
+};
+
+// The keys and indices of the set lanes of `keep` moved to the front, in lane order.
+struct compressed {
+  hn::Vec<DI> keys, indices;
+};
+
+HWY_INLINE compressed compress(DI di, hn::Vec<DI> keys, hn::Vec<DI> indices, hn::Mask<DI> keep) {
+  constexpr std::size_t lanes = hn::MaxLanes(DI());
+  if constexpr (lanes == 4 || lanes == 8) {
+    static constexpr compress_table<lanes> table;
+    std::uint8_t bits[8] = {};
+    hn::StoreMaskBits(di, keep, bits);
+    const auto order = hn::IndicesFromVec(di, hn::Load(di, table.lanes[bits[0]]));
+    return {hn::TableLookupLanes(keys, order), hn::TableLookupLanes(indices, order)};
+  } else {
+    return {hn::Compress(keys, keep), hn::Compress(indices, keep)};
+  }
 }
 
 // #{a[i] >= c}, a padded with INT32_MIN to whole vectors (m_padded of them), c > INT32_MIN.
@@ -107,9 +140,10 @@ HWY_INLINE std::int64_t gather(const float* x, std::int64_t n, std::int32_t floo
   for (; i + N <= n; i += N, iv = hn::Add(iv, step)) {
     const auto kv = signed_keys(di, x + i);
     const auto keep = hn::Not(hn::Lt(kv, floor_v));
-    if (hn::AllFalse(di, keep)) continue;
-    hn::CompressStore(iv, keep, di, idx + m);
-    m += static_cast<std::int64_t>(hn::CompressStore(kv, keep, di, keys + m));
+    const compressed c = compress(di, kv, iv, keep);  // no branch: whether a vector keeps any is unpredictable
+    hn::StoreU(c.keys, di, keys + m);
+    hn::StoreU(c.indices, di, idx + m);
+    m += static_cast<std::int64_t>(hn::CountTrue(di, keep));
   }
   for (; i < n; ++i) {
     const std::int32_t key = signed_key(x[i]);
@@ -156,7 +190,8 @@ void select_row(const float* x, std::int64_t n, std::int64_t k, std::int32_t* ou
   std::int32_t floor = INT32_MIN;
   const std::int64_t s = n / 8 < detail::topk_sample ? n / 8 : detail::topk_sample;
   if (s >= 32) {
-    for (std::int64_t j = 0; j < s; ++j) sample[j] = signed_key(x[j * n / s]);
+    const std::int64_t step = n / s;
+    for (std::int64_t j = 0; j < s; ++j) sample[j] = signed_key(x[j * step]);
     const double expected = double(k) * double(s) / double(n);
     const auto rank = static_cast<std::int64_t>(std::ceil(expected + 4.0 * std::sqrt(expected) + 4.0));
     if (rank <= s) floor = threshold(sample, pad_keys(sample, s), rank);
