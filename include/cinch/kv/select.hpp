@@ -10,7 +10,9 @@
 // kept. They count toward the budget: a head with budget b and p protected tokens
 // keeps its p protected tokens plus the best b - p others. When p >= b the head
 // keeps exactly its p protected tokens (more than the budget, never fewer than
-// the protected ones).
+// the protected ones). In a head shorter than sinks + window every token is
+// protected (p = min(n, sinks + window)). Negative sinks or window are
+// errc::invalid_argument in every selector.
 #pragma once
 
 #include <cstdint>
@@ -25,10 +27,12 @@ using head_scores = std::vector<float>;       // one score per token of a head, 
 using keep_list = std::vector<std::int32_t>;  // indices of a head's kept tokens (0 = its oldest), strictly ascending
 
 // The k largest scores of each row, by the ranking above, as indices written in
-// ascending index order. scores: [rows, n] f32; indices: [rows, k] i32, both with a
-// dense innermost dimension and on the same device (CPU or CUDA; the same indices
-// on every backend). 0 <= k <= n < 2^31; k == n writes 0 .. n-1. A selection, not a
-// sort: O(n) per row on the CPU.
+// ascending index order. scores: [rows, n] f32 (or [..., n]: every leading index is
+// a row); indices: [rows, k] i32 (the same leading shape), both with a dense
+// innermost dimension and on the same device (CPU or CUDA; the same indices on
+// every backend). 0 <= k <= n < 2^31, else errc::invalid_argument; k == n writes
+// 0 .. n-1; k == 0 writes nothing. A selection, not a sort: O(n) per row on the CPU
+// (cinch/ref/topk.hpp is the exact rule).
 void top_k(const tensor_view& scores, std::int64_t k, const tensor_view& indices);
 
 // How many tokens a head keeps: a fraction of its length or a token count.
@@ -68,25 +72,30 @@ struct protection {
                                                   protection protect = {});
 
 // AdaKV: one budget over every given head (of any number of layers), spent by
-// one top-k over all their scores pooled. Each head first keeps a safeguard of its
-// best floor(floor_share * share) tokens, share = total * n_head / n_all being its
-// proportional part (protected tokens count toward it); the rest of the total goes
-// to the best remaining tokens of all heads. Pooled ties rank toward the lower
-// head, then the lower token index. Exactly max(total, safeguards + protected)
-// tokens in all, total = keep.count(n_all). 0 <= floor_share <= 1.
+// one top-k over all their scores pooled. total = keep.count(n_all), n_all the
+// tokens of all heads. Each head h of n_h tokens first keeps its safeguard: its
+// protected tokens plus its best others up to safe_h = min(n_h, floor(floor_share *
+// total * n_h / n_all)) tokens (its proportional share times floor_share, computed
+// in double; protected tokens count toward it). The rest of the total goes to the
+// best remaining tokens of all heads; pooled ties rank toward the lower head, then
+// the lower token index. Exactly max(total, sum_h max(safe_h, protected_h)) tokens
+// in all; a head may keep none when floor_share is 0. 0 <= floor_share <= 1, else
+// errc::invalid_argument.
 [[nodiscard]] std::vector<keep_list> select_global(std::span<const head_scores> heads, budget total,
                                                    double floor_share = 0.2, protection protect = {});
 
-// Variable budget: every token scoring >= threshold (never NaN) plus the protected
-// ones. threshold must not be NaN.
+// Variable budget: every token scoring >= threshold (a NaN score never passes)
+// plus the protected ones. A NaN threshold is errc::invalid_argument.
 [[nodiscard]] std::vector<keep_list> select_threshold(std::span<const head_scores> heads, float threshold,
                                                       protection protect = {});
 
 // ChunkKV: whole chunks of `chunk` consecutive tokens, the same for every head.
-// Heads must have equal lengths n (else errc::shape_mismatch). Tokens split into
-// ceil(n / chunk) chunks, a trailing partial chunk being a chunk of its own; a
-// chunk's score is the mean over its tokens of the sum over heads (a NaN makes it
-// NaN: lowest). Keeps the best max(1, floor(n_chunks * r)) chunks for a ratio
+// Heads must have equal lengths n (else errc::shape_mismatch); chunk >= 1 (else
+// errc::invalid_argument). Tokens split into ceil(n / chunk) chunks, a trailing
+// partial chunk being a chunk of its own; a chunk's score is the mean over its
+// tokens of the sum over heads (f32: per token the heads summed in order, then the
+// chunk's tokens summed in order and divided by their count; a NaN makes it NaN:
+// lowest). Keeps the best max(1, floor(n_chunks * r)) chunks for a ratio
 // budget r, max(1, floor(count / chunk)) for a token budget (at most n_chunks).
 // A chunk holding a protected token is always kept and counts toward that number.
 [[nodiscard]] std::vector<keep_list> select_chunks(std::span<const head_scores> heads, budget keep, int chunk = 20,
