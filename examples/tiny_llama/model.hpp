@@ -106,6 +106,14 @@ struct cache_quality {
 template <class MakeCache>
 cache_quality compare_to_exact(model& m, const std::vector<std::vector<int>>& sequences, MakeCache make_cache);
 
+// Eviction after a prompt: the first `context` positions of each sequence fill
+// both caches, then `compress(store)` runs once (e.g. scores and compacts it) and
+// only the positions after it are compared. bytes_per_token is the compressed
+// store's bytes right after compress, over the context length.
+template <class MakeCache, class Compress>
+cache_quality compare_after_context(model& m, const std::vector<std::vector<int>>& sequences, std::size_t context,
+                                    MakeCache make_cache, Compress compress);
+
 }  // namespace tiny_llama
 
 #include "compare.inl"
