@@ -13,11 +13,14 @@
 //     exactly k (then t is the least key counted);
 //  4. candidates with key > t and the first k - #{key > t} with key == t are
 //     written in index order.
+// Compress on 4- and 8-lane targets uses a static table: Highway 1.0.3's own
+// copies its table onto the stack at every call there.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/topk.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstddef>
@@ -46,8 +49,7 @@ HWY_INLINE hn::Vec<DI> signed_keys(DI di, const float* x) {
   return hn::IfThenElse(is_nan, lowest, ordered);
 }
 
-// Compress for 4 or 8 lanes through a table of lane indices per mask: Highway
-// 1.0.3's own copies a table onto the stack at every call on those targets.
+// Lane indices of the set lanes of each mask of 4 or 8 lanes, in lane order.
 template <std::size_t Lanes>
 struct compress_table {
   alignas(32) std::int32_t lanes[std::size_t(1) << Lanes][Lanes] = {};
@@ -60,21 +62,16 @@ struct compress_table {
   }
 };
 
-// The keys and indices of the set lanes of `keep` moved to the front, in lane order.
-struct compressed {
-  hn::Vec<DI> keys, indices;
-};
-
-HWY_INLINE compressed compress(DI di, hn::Vec<DI> keys, hn::Vec<DI> indices, hn::Mask<DI> keep) {
+// The set lanes of `keep` moved to the front, in lane order.
+HWY_INLINE hn::Vec<DI> compress(DI di, hn::Vec<DI> v, hn::Mask<DI> keep) {
   constexpr std::size_t lanes = hn::MaxLanes(DI());
   if constexpr (lanes == 4 || lanes == 8) {
     static constexpr compress_table<lanes> table;
     std::uint8_t bits[8] = {};
     hn::StoreMaskBits(di, keep, bits);
-    const auto order = hn::IndicesFromVec(di, hn::Load(di, table.lanes[bits[0]]));
-    return {hn::TableLookupLanes(keys, order), hn::TableLookupLanes(indices, order)};
+    return hn::TableLookupLanes(v, hn::IndicesFromVec(di, hn::Load(di, table.lanes[bits[0]])));
   } else {
-    return {hn::Compress(keys, keep), hn::Compress(indices, keep)};
+    return hn::Compress(v, keep);
   }
 }
 
@@ -140,9 +137,8 @@ HWY_INLINE std::int64_t gather(const float* x, std::int64_t n, std::int32_t floo
   for (; i + N <= n; i += N, iv = hn::Add(iv, step)) {
     const auto kv = signed_keys(di, x + i);
     const auto keep = hn::Not(hn::Lt(kv, floor_v));
-    const compressed c = compress(di, kv, iv, keep);  // no branch: whether a vector keeps any is unpredictable
-    hn::StoreU(c.keys, di, keys + m);
-    hn::StoreU(c.indices, di, idx + m);
+    hn::StoreU(compress(di, kv, keep), di, keys + m);  // no branch: whether a vector keeps any is unpredictable
+    hn::StoreU(compress(di, iv, keep), di, idx + m);
     m += static_cast<std::int64_t>(hn::CountTrue(di, keep));
   }
   for (; i < n; ++i) {
@@ -155,25 +151,29 @@ HWY_INLINE std::int64_t gather(const float* x, std::int64_t n, std::int32_t floo
   return m;
 }
 
-// Writes candidates with key > t and the first `ties` with key == t, in order.
-HWY_INLINE void emit(const std::int32_t* keys, const std::int32_t* idx, std::int64_t m, std::int32_t t,
-                     std::int64_t ties, std::int32_t* out) {
+// Writes candidates with key > t and the first `ties` with key == t, in order:
+// compacted to the front of idx (a write never passes the reads), then copied out.
+HWY_INLINE void emit(const std::int32_t* keys, std::int32_t* idx, std::int64_t m, std::int32_t t, std::int64_t ties,
+                     std::int64_t k, std::int32_t* out) {
   const DI di;
   const std::int64_t N = static_cast<std::int64_t>(hn::Lanes(di));
   const auto tv = hn::Set(di, t);
-  std::int64_t i = 0;
+  std::int64_t w = 0, i = 0;
+  const auto keep_above = [&](std::int64_t at) {
+    const auto above = hn::Gt(hn::LoadU(di, keys + at), tv);
+    hn::StoreU(compress(di, hn::LoadU(di, idx + at), above), di, idx + w);
+    w += static_cast<std::int64_t>(hn::CountTrue(di, above));
+  };
   for (; i + N <= m; i += N) {
-    const auto kv = hn::LoadU(di, keys + i);
-    if (ties > 0 && !hn::AllFalse(di, hn::Eq(kv, tv))) break;  // the ties are taken one by one below
-    out += hn::CompressBlendedStore(hn::LoadU(di, idx + i), hn::Gt(kv, tv), di, out);
+    if (ties > 0 && !hn::AllFalse(di, hn::Eq(hn::LoadU(di, keys + i), tv))) break;  // ties one by one below
+    keep_above(i);
   }
-  for (; i < m && ties > 0; ++i) {
-    if (keys[i] > t || (keys[i] == t && ties-- > 0)) *out++ = idx[i];
-  }
-  for (; i + N <= m; i += N)
-    out += hn::CompressBlendedStore(hn::LoadU(di, idx + i), hn::Gt(hn::LoadU(di, keys + i), tv), di, out);
+  for (; i < m && ties > 0; ++i)
+    if (keys[i] > t || (keys[i] == t && ties-- > 0)) idx[w++] = idx[i];
+  for (; i + N <= m; i += N) keep_above(i);
   for (; i < m; ++i)
-    if (keys[i] > t) *out++ = idx[i];
+    if (keys[i] > t) idx[w++] = idx[i];
+  std::copy(idx, idx + k, out);
 }
 
 void select_row(const float* x, std::int64_t n, std::int64_t k, std::int32_t* out, std::int32_t* scratch) {
@@ -200,7 +200,7 @@ void select_row(const float* x, std::int64_t n, std::int64_t k, std::int32_t* ou
   if (m < k) m = gather(x, n, INT32_MIN, keys, idx);
   const std::int32_t t = threshold(keys, pad_keys(keys, m), k);
   const std::int64_t above = count_at_least(keys, pad_keys(keys, m), t + 1);  // keys <= +inf's 0x7F800000
-  emit(keys, idx, m, t, k - above, out);
+  emit(keys, idx, m, t, k - above, k, out);
 }
 
 }  // namespace HWY_NAMESPACE
