@@ -1,13 +1,13 @@
 // Highway top-k selection, index for index the reference (cinch/ref/topk.hpp).
 // Keys are the reference's rank keys with the top bit flipped, so signed lane
 // comparisons order them (NaN -> INT32_MIN). Per row:
-//  1. a strided sample of up to 1024 keys gives a floor key that, in expectation,
-//     a few times k scores reach (the sample's rank: its share of k plus four
-//     standard deviations);
+//  1. a sample of up to 1024 keys at a fixed stride gives a floor key that a bit
+//     more than k scores reach: the sample's key at rank k s / n plus four
+//     standard deviations plus 4 (about 1.8 k candidates for k = n / 32);
 //  2. one pass computes keys and compresses the keys and indices of those >= the
 //     floor into scratch, without branches; if fewer than k pass, the pass is
-//     repeated with no floor. Any candidate set holding at least
-//     k entries contains the best k, so the guess only affects speed;
+//     repeated with no floor. Any candidate set holding at least k entries
+//     contains the best k, so the guess only affects speed;
 //  3. the reference's threshold t (largest t with #{key >= t} >= k) is found bit by
 //     bit over the candidates with vector counts, stopping early when a count is
 //     exactly k (then t is the least key counted);
