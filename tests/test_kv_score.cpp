@@ -68,11 +68,11 @@ std::vector<std::vector<double>> widen(const std::vector<head_scores>& s) {
 // tokens j <= T - w + i; masked entries 0.
 matrix attention_rows(const std::vector<double>& k, std::int64_t T, const std::vector<double>& q, std::int64_t w, int d,
                       double scale) {
-  matrix a(std::size_t(w), std::vector<double>(std::size_t(T), 0.0));
+  matrix a(static_cast<std::size_t>(w), std::vector<double>(std::size_t(T), 0.0));
   for (std::int64_t i = 0; i < w; ++i) {
     const std::int64_t seen = T - w + i + 1;
     double m = -1e300, sum = 0.0;
-    std::vector<double> s(std::size_t(seen));
+    std::vector<double> s(static_cast<std::size_t>(seen));
     for (std::int64_t j = 0; j < seen; ++j) {
       double dot = 0.0;
       for (int c = 0; c < d; ++c) dot += q[std::size_t(i * d + c)] * k[std::size_t(j * d + c)];
@@ -107,7 +107,7 @@ std::vector<std::vector<double>> window_reference(scorer kind, const std::vector
     const std::int64_t rows = kind == scorer::tova ? 1 : w;
     const matrix a = attention_rows(std::vector<double>(kh.begin(), kh.end()), T,
                                     rows_of(queries, n, d, qh, n - rows, rows), rows, d, scale);
-    std::vector<double> s(std::size_t(T), 0.0);
+    std::vector<double> s(static_cast<std::size_t>(T), 0.0);
     for (std::int64_t j = 0; j < T; ++j) {
       double col = 0.0;
       for (std::int64_t i = 0; i < rows; ++i) col += a[std::size_t(i)][std::size_t(j)];
@@ -115,7 +115,7 @@ std::vector<std::vector<double>> window_reference(scorer kind, const std::vector
     }
     if (kind == scorer::snapkv_avg || kind == scorer::snapkv_max) {
       const std::int64_t prefix = T - w;
-      std::vector<double> pooled(std::size_t(prefix));
+      std::vector<double> pooled(static_cast<std::size_t>(prefix));
       for (std::int64_t j = 0; j < prefix; ++j) {
         double acc = kind == scorer::snapkv_max ? -1e300 : 0.0;
         for (std::int64_t k = j - kernel / 2; k <= j + kernel / 2; ++k) {
@@ -149,15 +149,15 @@ std::vector<std::vector<double>> window_reference(scorer kind, const std::vector
 // LagKV of one head (keys, values T x d): see the header.
 std::vector<double> lagkv_reference(const std::vector<float>& k, const std::vector<float>& v, std::int64_t T, int d,
                                     int sinks, int lag, bool rank) {
-  std::vector<double> out(std::size_t(T), double(inf));
+  std::vector<double> out(static_cast<std::size_t>(T), double(inf));
   if (T < sinks + 2 * lag) {
     for (std::int64_t t = sinks; t < T; ++t) out[std::size_t(t)] = double(t - sinks) / double(T - sinks);
     return out;
   }
   auto side_scores = [&](const std::vector<float>& x, std::int64_t t0) {
-    std::vector<double> s(std::size_t(lag));
+    std::vector<double> s(static_cast<std::size_t>(lag));
     for (int i = 0; i < lag; ++i) {
-      std::vector<double> z(std::size_t(d));
+      std::vector<double> z(static_cast<std::size_t>(d));
       for (int c = 0; c < d; ++c) {
         double lo = 1e300, hi = -1e300;
         for (int r = 0; r < lag; ++r) {
@@ -199,7 +199,7 @@ std::vector<double> lagkv_reference(const std::vector<float>& k, const std::vect
 
 // The averaged RoPE matrix mean_p R(p) (d x d), R(p) built whole.
 matrix mean_rope(int d, std::int64_t first, int count, double theta, rope_pairing pairing) {
-  matrix r(std::size_t(d), std::vector<double>(std::size_t(d), 0.0));
+  matrix r(static_cast<std::size_t>(d), std::vector<double>(std::size_t(d), 0.0));
   for (std::int64_t p = first; p < first + count; ++p)
     for (int i = 0; i < d / 2; ++i) {
       const double angle = double(p) * std::pow(theta, -2.0 * i / d);
@@ -221,13 +221,13 @@ std::vector<std::vector<double>> expected_reference(const std::vector<float>& ke
   const int g = q_heads / kv_heads;
   const double scale = o.attention.scale ? *o.attention.scale : 1.0 / std::sqrt(double(d));
   const matrix r = mean_rope(d, o.next_position.value_or(T), o.n_future, o.rope_theta, o.pairing);
-  std::vector<std::vector<double>> out(std::size_t(kv_heads), std::vector<double>(std::size_t(T), 0.0));
+  std::vector<std::vector<double>> out(static_cast<std::size_t>(kv_heads), std::vector<double>(std::size_t(T), 0.0));
   for (int qh = 0; qh < q_heads; ++qh) {
     const int h = qh / g;
     const std::int64_t m = n - o.sinks;
     const std::vector<double> x = rows_of(queries, n, d, qh, o.sinks, m);
-    std::vector<double> mu(std::size_t(d), 0.0);
-    matrix sigma(std::size_t(d), std::vector<double>(std::size_t(d), 0.0));
+    std::vector<double> mu(static_cast<std::size_t>(d), 0.0);
+    matrix sigma(static_cast<std::size_t>(d), std::vector<double>(std::size_t(d), 0.0));
     for (std::int64_t i = 0; i < m; ++i)
       for (int c = 0; c < d; ++c) mu[std::size_t(c)] += x[std::size_t(i * d + c)] / double(m);
     if (o.use_covariance)
@@ -236,8 +236,8 @@ std::vector<std::vector<double>> expected_reference(const std::vector<float>& ke
           for (int b = 0; b < d; ++b)
             sigma[std::size_t(a)][std::size_t(b)] +=
                 (x[std::size_t(i * d + a)] - mu[std::size_t(a)]) * (x[std::size_t(i * d + b)] - mu[std::size_t(b)]) / double(m);
-    std::vector<double> mu_r(std::size_t(d), 0.0);
-    matrix rs(std::size_t(d), std::vector<double>(std::size_t(d), 0.0)), sigma_r = rs;
+    std::vector<double> mu_r(static_cast<std::size_t>(d), 0.0);
+    matrix rs(static_cast<std::size_t>(d), std::vector<double>(std::size_t(d), 0.0)), sigma_r = rs;
     for (int a = 0; a < d; ++a)
       for (int b = 0; b < d; ++b) {
         mu_r[std::size_t(a)] += r[std::size_t(a)][std::size_t(b)] * mu[std::size_t(b)];
@@ -401,7 +401,7 @@ TEST_CASE("Expected Attention equals the softmax of the Gaussian MGF exponent", 
   std::normal_distribution<double> normal;
   const double mu[d] = {0.3, -0.2, 0.5, 0.1};
   const double l[d][d] = {{0.6, 0, 0, 0}, {0.2, 0.5, 0, 0}, {-0.1, 0.3, 0.4, 0}, {0.0, 0.1, -0.2, 0.3}};
-  std::vector<float> gq(std::size_t(n) * d);
+  std::vector<float> gq(static_cast<std::size_t>(n) * d);
   for (int i = 0; i < n; ++i) {
     double z[d];
     for (double& v : z) v = normal(rng);

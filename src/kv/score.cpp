@@ -1,8 +1,9 @@
 // Eviction scorers: validation, the layer's heads as views (cache or dense
-// tensors), and the per-head work spread over OpenMP threads. Keys are read a
-// tile of tokens at a time (a quantized token decoded as ref::token_axpy gives
-// it), transposed so that the dot products of a tile vectorize over its tokens
-// while each one still sums its channels in order.
+// tensors), and the per-head work spread over OpenMP threads. Window attention
+// logits come from decode attention's kernels (reference or Highway, from the
+// packed codes). Other key reads decode one token at a time as ref::token_axpy
+// gives it; Expected Attention's quadratic form works on tiles of tokens
+// transposed so that it vectorizes over the tile's tokens.
 #include "cinch/kv/score.hpp"
 
 #include <algorithm>
@@ -12,9 +13,11 @@
 #include <string_view>
 #include <utility>
 
+#include "attention_kernels.hpp"
 #include "cinch/detail/checks.hpp"
 #include "cinch/ref/attention.hpp"
 #include "cinch/ref/hadamard.hpp"
+#include "dispatch.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -201,27 +204,12 @@ void load_tile(const stream_view& s, std::int64_t t0, int n, float* row, float* 
   }
 }
 
-// out[r][j] = scale * (q_r . k_j) for Q query rows (dense, d apart) and the tile's
-// tokens j < n; each dot sums its channels in order.
-template <int Q>
-void tile_dots(const float* kt, const float* q, int d, float scale, float* out, std::int64_t out_stride,
-               int n) noexcept {
-  float acc[Q][tile] = {};
-  for (int c = 0; c < d; ++c) {
-    const float* k = kt + c * tile;
-    for (int r = 0; r < Q; ++r) {
-      const float qc = q[r * d + c];
-      for (int j = 0; j < tile; ++j) acc[r][j] += qc * k[j];
-    }
-  }
-  for (int r = 0; r < Q; ++r)
-    for (int j = 0; j < n; ++j) out[r * out_stride + j] = scale * acc[r][j];
-}
-
-// Softmax of x[0, n) in place: exp(x - max) / sum (the sum in index order).
+// Softmax of x[0, n) in place: exp(x - max) / sum (the sum in index order). A NaN
+// makes the whole row NaN (through the sum), whatever max it finds.
 void softmax(float* x, std::int64_t n) noexcept {
   float m = -inf;
-  for (std::int64_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
+#pragma omp simd reduction(max : m)
+  for (std::int64_t j = 0; j < n; ++j) m = std::max(m, x[j]);
   float sum = 0.0f;
   for (std::int64_t j = 0; j < n; ++j) {
     x[j] = std::exp(x[j] - m);
@@ -232,31 +220,18 @@ void softmax(float* x, std::int64_t n) noexcept {
 
 // ---------------------------------------------------------------- window attention
 
-// Scratch of one thread for window attention over heads of up to `longest` tokens.
-std::size_t window_scratch(int d, std::int64_t longest, std::int64_t w) {
-  return std::size_t(std::min<std::int64_t>(w, row_block) * (longest + d) + std::int64_t(tile + 1) * d);
-}
-
-// The attention rows of window queries [first, first + count) (of w; count <=
-// row_block; q: their count x d rows in the keys' basis) over a head of T
-// tokens: row r in p[r * T ..], softmax over the tokens it sees (T - w + first + r + 1);
-// entries past those are left undefined.
-void attention_rows(const stream_view& keys, std::int64_t w, std::int64_t first, int count, const float* q,
-                    float scale, float* p, float* scratch) noexcept {
-  const int d = keys.head_dim;
+// The attention rows of window queries [first, first + count) (of w; q: their
+// count x d rows in the keys' basis) over a head of T tokens: row r in
+// p[r * T ..], softmax over the tokens it sees (T - w + first + r + 1); entries
+// past those are left undefined. The logits come from decode attention's
+// kernels (straight from the packed codes).
+void attention_rows(const detail::attention_kernels& k, const stream_view& keys, std::int64_t w, std::int64_t first,
+                    int count, const float* q, float scale, float* p) noexcept {
   const std::int64_t T = keys.tokens, offset = T - w;  // query i sees tokens j <= offset + i
-  float* kt = scratch;
-  float* row = kt + tile * d;
-  for (std::int64_t t0 = 0; t0 < T; t0 += tile) {
-    const int n = int(std::min<std::int64_t>(tile, T - t0));
-    // rows seeing none of the tile need no dots
-    const int r0 = int(std::clamp<std::int64_t>(t0 - offset - first, 0, count));
-    if (r0 == count) break;
-    load_tile(keys, t0, n, row, kt);
-    int r = r0;
-    for (; r + 2 <= count; r += 2) tile_dots<2>(kt, q + r * d, d, scale, p + r * T + t0, T, n);
-    if (r < count) tile_dots<1>(kt, q + r * d, d, scale, p + r * T + t0, T, n);
-  }
+  const std::int64_t end = offset + first + count;
+  // The kernel takes 4 rows per pass: ranges of 512 tokens stay in cache for all passes.
+  for (std::int64_t t0 = 0; t0 < end; t0 += 512)
+    k.logits(keys, t0, std::min<std::int64_t>(end, t0 + 512), q, count, scale, p + t0, T);
   for (int r = 0; r < count; ++r) softmax(p + r * T, offset + first + r + 1);
 }
 
@@ -277,22 +252,26 @@ std::vector<std::vector<float>> window_scores(const layer_heads& layer, const te
     out[std::size_t(h)].assign(std::size_t(kind == reduction::prefix_mean ? T - w : T), 0.0f);
   }
   const int threads = std::max(1, std::min(max_threads(), q_heads));
-  const std::size_t per_thread = window_scratch(d, layer.longest, w);
+  const std::int64_t rows = std::min<std::int64_t>(w, row_block);
+  const std::size_t per_thread = std::size_t(rows * (layer.longest + d));  // attention rows, their queries
   std::vector<float> scratch(per_thread * std::size_t(threads));
+  // The Highway logits hold up to 1024 channels.
+  const detail::attention_kernels& kernels = detail::use_reference_kernels() || d > 1024
+                                                 ? detail::ref_attention_kernels()
+                                                 : detail::simd_attention_kernels();
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
   for (int h = 0; h < q_heads; ++h) {
     const head_view& hv = layer.heads[std::size_t(h / g)];
     const std::int64_t T = hv.tokens;
     float* p = scratch.data() + per_thread * std::size_t(thread_id());
-    float* q = p + std::min<std::int64_t>(w, row_block) * T;
-    float* work = q + std::min<std::int64_t>(w, row_block) * d;
+    float* q = p + rows * T;
     float* acc = out[std::size_t(h)].data();
     for (std::int64_t i0 = 0; i0 < w; i0 += row_block) {
       const int count = int(std::min<std::int64_t>(row_block, w - i0));
       copy_queries(queries, h, w_first + i0, count, q);
       if (hv.keys.fmt.rotate)
         for (int r = 0; r < count; ++r) ref::fwht(q + r * d, d);  // <H q, H k> = <q, k>
-      attention_rows(hv.keys, w, i0, count, q, scale, p, work);
+      attention_rows(kernels, hv.keys, w, i0, count, q, scale, p);
       for (int r = 0; r < count; ++r) {  // rows in window order, so each column sums in order
         const std::int64_t seen = T - w + i0 + r + 1;
         const std::int64_t n = kind == reduction::prefix_mean ? T - w : seen;
@@ -465,6 +444,7 @@ std::vector<head_scores> streaming_llm(const layer_heads& layer, const streaming
 // s[i] for the lag tokens x (lag x d rows) against the next partition ref: per
 // channel z = (x - min_ref) / (max_ref - min_ref) (0 for an empty range), the
 // unbiased standard deviation of z over channels, softmax over the partition.
+// range: 3 d floats of scratch.
 void lag_scores(const float* x, const float* ref, int lag, int d, float* range, float* s) noexcept {
   float* lo = range;
   float* hi = range + d;
@@ -475,15 +455,16 @@ void lag_scores(const float* x, const float* ref, int lag, int d, float* range, 
       lo[c] = std::min(lo[c], ref[i * d + c]);
       hi[c] = std::max(hi[c], ref[i * d + c]);
     }
+  float* z = range + 2 * d;
   for (int i = 0; i < lag; ++i) {
     float mean = 0.0f;
-    for (int c = 0; c < d; ++c) mean += hi[c] > lo[c] ? (x[i * d + c] - lo[c]) / (hi[c] - lo[c]) : 0.0f;
+    for (int c = 0; c < d; ++c) {
+      z[c] = hi[c] > lo[c] ? (x[i * d + c] - lo[c]) / (hi[c] - lo[c]) : 0.0f;
+      mean += z[c];
+    }
     mean /= float(d);
     float var = 0.0f;
-    for (int c = 0; c < d; ++c) {
-      const float z = hi[c] > lo[c] ? (x[i * d + c] - lo[c]) / (hi[c] - lo[c]) : 0.0f;
-      var += (z - mean) * (z - mean);
-    }
+    for (int c = 0; c < d; ++c) var += (z[c] - mean) * (z[c] - mean);
     s[i] = std::sqrt(var / float(d - 1));
   }
   softmax(s, lag);
@@ -508,7 +489,7 @@ std::vector<head_scores> lagkv(std::string_view fn, const layer_heads& layer, co
                  layer.head_dim);
   const int d = layer.head_dim, lag = options.lag;
   const std::int64_t sinks = options.sinks;
-  const std::size_t scratch = std::size_t(2 * std::int64_t(lag) * d + 2 * d + 2 * lag);
+  const std::size_t scratch = std::size_t(2 * std::int64_t(lag) * d + 3 * d + 2 * lag);
   return per_head(layer, scratch, [&](const head_view& hv, float* s, float* work) noexcept {
     const std::int64_t T = hv.tokens;
     for (std::int64_t t = 0; t < std::min(T, sinks); ++t) s[t] = inf;
@@ -519,7 +500,7 @@ std::vector<head_scores> lagkv(std::string_view fn, const layer_heads& layer, co
     float* x = work;
     float* ref = x + std::int64_t(lag) * d;
     float* range = ref + std::int64_t(lag) * d;
-    float* ks = range + 2 * d;
+    float* ks = range + 3 * d;
     float* vs = ks + lag;
     const std::int64_t partitions = (T - sinks) / lag;  // full ones; the last is only a reference
     for (std::int64_t p = 0; p + 1 < partitions; ++p) {
@@ -604,14 +585,17 @@ void exponents(const stream_view& keys, std::int64_t first, const float* mu, con
     load_tile(keys, t0, n, row, kt);
     float lin[tile] = {}, quad[tile] = {};
     for (int c = 0; c < d; ++c)
+#pragma omp simd
       for (int j = 0; j < tile; ++j) lin[j] += mu[c] * kt[c * tile + j];
-    if (sigma)
+    if (sigma)  // k^T sigma k = sum_a k_a (sigma_aa k_a + 2 sum_{b > a} sigma_ab k_b): sigma is symmetric
       for (int a = 0; a < d; ++a) {
-        float u[tile] = {};  // (sigma k)_a
+        float u[tile] = {};
         const float* sa = sigma + std::int64_t(a) * d;
-        for (int b = 0; b < d; ++b)
+        for (int b = a + 1; b < d; ++b)
+#pragma omp simd
           for (int j = 0; j < tile; ++j) u[j] += sa[b] * kt[b * tile + j];
-        for (int j = 0; j < tile; ++j) quad[j] += kt[a * tile + j] * u[j];
+#pragma omp simd
+        for (int j = 0; j < tile; ++j) quad[j] += kt[a * tile + j] * (sa[a] * kt[a * tile + j] + 2.0f * u[j]);
       }
     for (int j = 0; j < n; ++j) e[t0 + j] = scale * lin[j] + scale * scale * quad[j] / 2.0f;
   }
