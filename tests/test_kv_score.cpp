@@ -5,6 +5,7 @@
 // their dequantized tensors, and every argument error.
 #include <catch2/catch.hpp>
 
+#include <cinch/core/backend.hpp>
 #include <cinch/kv/cache.hpp>
 #include <cinch/kv/score.hpp>
 #include <cinch/kv/select.hpp>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_targets.hpp"
 #include "error_matchers.hpp"
 
 using cinch::dtype;
@@ -280,6 +282,18 @@ std::vector<std::vector<double>> expected_reference(const std::vector<float>& ke
   return out;
 }
 
+// check() on the reference kernels, then on every Highway target.
+template <class Check>
+void for_every_backend(Check check) {
+  cinch::force_backend(cinch::backend_kind::ref);
+  {
+    INFO("backend ref");
+    check();
+  }
+  cinch::force_backend(std::nullopt);
+  for_each_cpu_target([&](const std::string&) { check(); });
+}
+
 std::vector<std::int32_t> range(std::int32_t first, std::int32_t last) {
   std::vector<std::int32_t> out;
   for (std::int32_t i = first; i < last; ++i) out.push_back(i);
@@ -429,47 +443,55 @@ TEST_CASE("Expected Attention equals the softmax of the Gaussian MGF exponent", 
 
 // ---------------------------------------------------------------- against straightforward formulas
 
-TEST_CASE("window scorers match direct attention rows on ragged cache heads", "[kv][score]") {
-  const int kv_heads = 3, q_heads = 6, d = 16;
+TEST_CASE("window scorers match direct attention rows on ragged cache heads, every backend", "[kv][score]") {
+  const int kv_heads = 3, q_heads = 6;
   const std::int64_t lengths[] = {37, 20, 64};
   const std::int64_t n = 11;  // query rows; SnapKV uses the last 8
-  cache c({2, kv_heads, d, format{scheme::f32}, format{scheme::f32}});
-  std::vector<std::vector<float>> keys;
-  for (int h = 0; h < kv_heads; ++h) {
-    keys.push_back(random_values(std::size_t(lengths[h] * d), 100 + h));
-    const std::vector<float> v = random_values(std::size_t(lengths[h] * d), 200 + h);
-    c.append(1, h, tensor_view(keys.back().data(), dtype::f32, {lengths[h], d}),
-             tensor_view(v.data(), dtype::f32, {lengths[h], d}));
+  for (const int d : {16, 20}) {  // 20: no whole vector of 8 or 16 lanes
+    INFO("head_dim " << d);
+    cache c({2, kv_heads, d, format{scheme::f32}, format{scheme::f32}});
+    std::vector<std::vector<float>> keys;
+    for (int h = 0; h < kv_heads; ++h) {
+      keys.push_back(random_values(std::size_t(lengths[h] * d), 100 + h));
+      const std::vector<float> v = random_values(std::size_t(lengths[h] * d), 200 + h);
+      c.append(1, h, tensor_view(keys.back().data(), dtype::f32, {lengths[h], d}),
+               tensor_view(v.data(), dtype::f32, {lengths[h], d}));
+    }
+    const std::vector<float> queries = random_values(std::size_t(q_heads * n * d), 300, 1.5f);
+    const tensor_view q = view3(queries, q_heads, n, d);
+    const double scale = 1.0 / std::sqrt(double(d));
+    for_every_backend([&] {
+      for (group_reduce reduce : {group_reduce::mean, group_reduce::max}) {
+        INFO("reduce " << int(reduce));
+        attention_options a;
+        a.reduce = reduce;
+        check_close(h2o_scores(c, 1, q, a),
+                    window_reference(scorer::h2o, keys, queries, q_heads, n, d, scale, n, 1, reduce), 1e-5);
+        check_close(observed_attention_scores(c, 1, q, a),
+                    window_reference(scorer::observed, keys, queries, q_heads, n, d, scale, n, 1, reduce), 1e-5);
+        snapkv_options s;
+        s.window = 8;
+        s.attention = a;
+        check_close(snapkv_scores(c, 1, q, s),
+                    window_reference(scorer::snapkv_avg, keys, queries, q_heads, n, d, scale, 8, 5, reduce), 1e-5);
+        s.pool = pooling::max;
+        s.kernel = 7;
+        check_close(snapkv_scores(c, 1, q, s),
+                    window_reference(scorer::snapkv_max, keys, queries, q_heads, n, d, scale, 8, 7, reduce), 1e-5);
+      }
+    });
   }
-  const std::vector<float> queries = random_values(std::size_t(q_heads * n * d), 300, 1.5f);
-  const tensor_view q = view3(queries, q_heads, n, d);
-  const double scale = 1.0 / 4.0;
-  for (group_reduce reduce : {group_reduce::mean, group_reduce::max}) {
-    INFO("reduce " << int(reduce));
-    attention_options a;
-    a.reduce = reduce;
-    check_close(h2o_scores(c, 1, q, a), window_reference(scorer::h2o, keys, queries, q_heads, n, d, scale, n, 1, reduce), 1e-5);
-    check_close(observed_attention_scores(c, 1, q, a),
-                window_reference(scorer::observed, keys, queries, q_heads, n, d, scale, n, 1, reduce), 1e-5);
-    snapkv_options s;
-    s.window = 8;
-    s.attention = a;
-    check_close(snapkv_scores(c, 1, q, s), window_reference(scorer::snapkv_avg, keys, queries, q_heads, n, d, scale, 8, 5, reduce), 1e-5);
-    s.pool = pooling::max;
-    s.kernel = 7;
-    check_close(snapkv_scores(c, 1, q, s), window_reference(scorer::snapkv_max, keys, queries, q_heads, n, d, scale, 8, 7, reduce), 1e-5);
-  }
-  // A window of 70 rows spans two blocks of attention rows (64 at a time).
+  // A window of 70 rows spans two blocks of attention rows (64 at a time), and
+  // 600 tokens two of the ranges the logits are computed in.
+  const int d = 16;
   const std::vector<float> long_q = random_values(std::size_t(2 * 70 * d), 301);
+  const std::vector<float> long_k = random_values(std::size_t(600 * d), 302);
   cache one({1, 1, d, format{scheme::f32}, format{scheme::f32}});
-  std::vector<float> more = keys[2];
-  const std::vector<float> extra = random_values(std::size_t(16 * d), 302);
-  more.insert(more.end(), extra.begin(), extra.end());  // 80 tokens
-  one.append(0, 0, tensor_view(more.data(), dtype::f32, {80, d}), tensor_view(more.data(), dtype::f32, {80, d}));
+  one.append(0, 0, tensor_view(long_k.data(), dtype::f32, {600, d}), tensor_view(long_k.data(), dtype::f32, {600, d}));
   check_close(h2o_scores(one, 0, view3(long_q, 2, 70, d)),
-              window_reference(scorer::h2o, {more}, long_q, 2, 70, d, scale, 70, 1, group_reduce::mean), 1e-5);
+              window_reference(scorer::h2o, {long_k}, long_q, 2, 70, d, 0.25, 70, 1, group_reduce::mean), 1e-5);
   check_close(observed_attention_scores(one, 0, view3(long_q, 2, 70, d)),
-              window_reference(scorer::observed, {more}, long_q, 2, 70, d, scale, 70, 1, group_reduce::mean), 1e-5);
+              window_reference(scorer::observed, {long_k}, long_q, 2, 70, d, 0.25, 70, 1, group_reduce::mean), 1e-5);
 }
 
 TEST_CASE("TOVA averages the last query over every head: the same scores for all heads", "[kv][score]") {
@@ -656,13 +678,15 @@ TEST_CASE("quantized and rotated caches score as the dense f32 of their dequanti
     const tensor_view K = view3(dk, kv_heads, T, d), V = view3(dv, kv_heads, T, d);
     const std::vector<float> queries = random_values(std::size_t(q_heads * n * d), 53);
     const tensor_view q = view3(queries, q_heads, n, d);
-    // Rows decode as cache::dequantize decodes them; only the basis of a rotated
-    // stream changes the rounding of the sums.
+    // Logits from the codes (the kernels' own rounding); other reads decode rows
+    // as cache::dequantize does.
     const double tol = 1e-4;
-    check_close(h2o_scores(c, 0, q), widen(h2o_scores(K, q)), tol, 1e-6);
+    for_every_backend([&] {
+      check_close(h2o_scores(c, 0, q), widen(h2o_scores(K, q)), tol, 1e-6);
+      check_close(snapkv_scores(c, 0, q), widen(snapkv_scores(K, q)), tol, 1e-6);
+      check_close(tova_scores(c, 0, q), widen(tova_scores(K, q)), tol, 1e-6);
+    });
     check_close(observed_attention_scores(c, 0, q), widen(observed_attention_scores(K, q)), tol, 1e-6);
-    check_close(snapkv_scores(c, 0, q), widen(snapkv_scores(K, q)), tol, 1e-6);
-    check_close(tova_scores(c, 0, q), widen(tova_scores(K, q)), tol, 1e-6);
     check_close(knorm_scores(c, 0), widen(knorm_scores(K)), tol);
     check_close(keydiff_scores(c, 0), widen(keydiff_scores(K)), tol, 1e-6);
     lagkv_options lag;
