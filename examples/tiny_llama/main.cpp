@@ -13,6 +13,7 @@
 #include <cstring>
 #include <exception>
 
+#include "evicting_store.hpp"
 #include "model.hpp"
 
 #ifndef CINCH_DATA_DIR
@@ -37,10 +38,12 @@ int main(int argc, char** argv) try {
   std::printf(" ...\n");
 
   tiny_llama::exact_store cache(c);
+  tiny_llama::evicting_store recorded(c, cinch::kv::format{cinch::kv::scheme::f32}, cinch::kv::format{cinch::kv::scheme::f32});
   double nll = 0;
   for (std::size_t pos = 0; pos + 1 < tokens.size(); ++pos) {
     const std::vector<float> p = tiny_llama::softmax(m.forward(tokens[pos], int(pos), cache));
     nll -= std::log(double(p[std::size_t(tokens[pos + 1])]));
+    if (!dump_dir.empty()) (void)m.forward(tokens[pos], int(pos), recorded);  // the same run, keeping its queries
   }
   std::printf("perplexity of the model on its own sample: %.3f; exact cache holds %lld bytes\n",
               std::exp(nll / double(tokens.size() - 1)), static_cast<long long>(cache.bytes()));
@@ -53,8 +56,9 @@ int main(int argc, char** argv) try {
     const std::int64_t n = std::int64_t(tokens.size()) - 1, width = c.kv_dim();
     cinch::io::save_npy(dump_dir + "/keys.npy", cinch::tensor_view(cache.keys(2).data(), cinch::dtype::f32, {n, width}));
     cinch::io::save_npy(dump_dir + "/values.npy", cinch::tensor_view(cache.values(2).data(), cinch::dtype::f32, {n, width}));
-    std::printf("wrote %s/keys.npy and %s/values.npy: layer 2, [%lld, %lld] f32\n", dump_dir.c_str(), dump_dir.c_str(),
-                static_cast<long long>(n), static_cast<long long>(width));
+    cinch::io::save_npy(dump_dir + "/queries.npy", recorded.window(2, 32));
+    std::printf("wrote %s/keys.npy and %s/values.npy: layer 2, [%lld, %lld] f32, and its last 32 queries\n",
+                dump_dir.c_str(), dump_dir.c_str(), static_cast<long long>(n), static_cast<long long>(width));
   }
   return 0;
 } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 //
 //   cinch kv keys.npy --format q4_0
 //   cinch kv keys.npy --format kivi2 --role keys --group 32 --out keys_dequantized.npy
+// and `cinch kv evict` (src/cli/kv_evict.cpp).
 #include <cinch/cinch.hpp>
 #include <cinch/kv/blocks.hpp>
 #include <cinch/kv/fp8.hpp>
@@ -158,7 +159,6 @@ void add_kv_command(CLI::App& app) {
   auto options = std::make_shared<kv_options>();
   CLI::App* kv = app.add_subcommand("kv", "Quantize keys or values from an .npy file with a KV cache format");
   kv->add_option("input", options->input, "an .npy tensor of f32 or f16, [..., head_dim] (keys: [..., tokens, head_dim])")
-      ->required()
       ->check(CLI::ExistingFile);
   kv->add_option("--format", options->format, "f16 bf16 fp8_e4m3 fp8_e5m2 int8 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl kivi8 kivi4 kivi2")
       ->check(CLI::IsMember({"f16", "bf16", "fp8_e4m3", "fp8_e5m2", "int8", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl",
@@ -169,7 +169,12 @@ void add_kv_command(CLI::App& app) {
       ->capture_default_str();
   kv->add_option("--group", options->group, "KIVI group size G")->check(CLI::PositiveNumber)->capture_default_str();
   kv->add_option("--out", options->output, "write the dequantized tensor to this .npy file");
-  kv->callback([options] { run_kv(*options); });
+  add_kv_evict_command(*kv);
+  kv->callback([kv, options] {
+    if (!kv->get_subcommands().empty()) return;  // cinch kv evict ran
+    if (options->input.empty()) throw CLI::RequiredError("input");
+    run_kv(*options);
+  });
 }
 
 }  // namespace cinch::cli
