@@ -4,11 +4,12 @@
 // where the paper leaves a choice); docs/eviction_scorers.md has the details.
 //
 // Every scorer takes either
-//   * a kv::cache layer: keys and values are read through kv::head_view, a
-//     quantized head from its packed codes a few tokens at a time (never the
-//     whole head in f32); rotated keys are scored with rotated queries (or
-//     un-rotated rows where channels matter); heads may hold different numbers
-//     of tokens. A mixed-precision cache (parts() == 2) is errc::unsupported.
+//   * a kv::cache layer, read through kv::head_view and never materialized in
+//     f32: attention logits come straight from the packed codes (decode
+//     attention's kernels, reference or Highway), other reads decode one token
+//     at a time. Rotated keys are scored with rotated queries (or rotated-back
+//     rows where channels matter: LagKV). Heads may hold different numbers of
+//     tokens. A mixed-precision cache (parts() == 2) is errc::unsupported.
 //   * dense f32 tensors keys (and values) [kv_heads, T, head_dim], dense rows.
 // and returns one head_scores per KV head, oldest token first.
 //
