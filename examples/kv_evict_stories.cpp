@@ -175,11 +175,20 @@ int main(int argc, char** argv) try {
       {"kivi8, SnapKV 33%", 1.0 / 3.0, kivi(8)},
       {"kivi4, SnapKV 50%", 0.5, kivi(4)},
   };
-  for (const auto& mix : mixes) {
-    const tiny_llama::cache_quality q = prefill(snap, mix.ratio, mix.formats.first, mix.formats.second);
-    std::printf("| %s | %.3f | %.2e | %.2f%% |\n", mix.name, q.bytes_per_token / f32_bytes, q.mean_kl,
-                100.0 * q.top1_agreement);
-  }
+  const auto show = [&](const char* name, const tiny_llama::cache_quality& q) {
+    std::printf("| %s | %.3f | %.2e | %.2f%% |\n", name, q.bytes_per_token / f32_bytes, q.mean_kl, 100.0 * q.top1_agreement);
+  };
+  for (const auto& mix : mixes) show(mix.name, prefill(snap, mix.ratio, mix.formats.first, mix.formats.second));
+
+  // MiKV: SnapKV's evicted tokens stay, at 2 bits, instead of being dropped.
+  const kv::mixed_precision low{kv::format::kivi(2, 8, 8), kv::format::kivi(2, 8, 0)};
+  for (double ratio : {0.25, 0.5})
+    show(ratio == 0.25 ? "f16, SnapKV 25%, the rest demoted to kivi2 (MiKV)" : "f16, SnapKV 50%, the rest demoted to kivi2 (MiKV)",
+         tiny_llama::compare_after_context(
+             m, sequences, context, [&] { return std::make_unique<evicting_store>(c, f16, f16, low); },
+             [&](evicting_store& s) {
+               for (int l = 0; l < c.n_layers; ++l) s.demote(l, snap(s, l, ratio));
+             }));
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "kv_evict_stories: %s\n", e.what());

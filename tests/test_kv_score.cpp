@@ -803,7 +803,21 @@ TEST_CASE("scorer argument errors", "[kv][score]") {
 
   // caches: mixed precision, layer range, ragged heads for TOVA
   cache mixed({1, 2, d, format{scheme::f16}, format{scheme::f16}}, mixed_precision{format{scheme::int8}, format{scheme::int8}});
-  require_error([&] { (void)knorm_scores(mixed, 0); }, errc::unsupported, {"kv::knorm_scores", "mixed-precision", "2 parts"});
+  {  // while part 1 is empty (before MiKV's demote) a mixed cache scores as its part 0 alone
+    cache single({1, 2, d, format{scheme::f16}, format{scheme::f16}});
+    std::vector<float> x(std::size_t(5 * d));
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(i % 7) - 3.0f;
+    for (cache* c : {&mixed, &single})
+      for (int h = 0; h < 2; ++h) c->append(0, h, tensor_view(x.data(), dtype::f32, {5, d}), tensor_view(x.data(), dtype::f32, {5, d}));
+    REQUIRE(knorm_scores(mixed, 0) == knorm_scores(single, 0));
+  }
+  {
+    std::vector<float> x(std::size_t(3 * d), 0.5f);
+    const std::uint8_t low[] = {1, 0, 1};
+    mixed.append(0, 1, tensor_view(x.data(), dtype::f32, {3, d}), tensor_view(x.data(), dtype::f32, {3, d}), {}, low);
+  }
+  require_error([&] { (void)knorm_scores(mixed, 0); }, errc::unsupported,
+                {"kv::knorm_scores", "part 1 of a mixed-precision cache", "got 1 in head 1"});
   require_error([&] { (void)snapkv_scores(mixed, 0, q); }, errc::unsupported, {"kv::snapkv_scores", "mixed-precision"});
   cache ragged({2, 2, d, format{scheme::f32}, format{scheme::f32}});
   require_error([&] { (void)h2o_scores(ragged, 2, q); }, errc::invalid_argument, {"layer must be in [0, 2)", "got 2"});

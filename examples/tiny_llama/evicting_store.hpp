@@ -81,6 +81,10 @@ class evicting_store final : public kv_store {
   void retain(int layer, std::span<const cinch::kv::keep_list> keep) {
     for (int h = 0; h < config_.n_kv_heads; ++h) cache_.retain(layer, h, keep[std::size_t(h)]);
   }
+  // MiKV: the others go to the low-precision part instead (kv::cache::demote).
+  void demote(int layer, std::span<const cinch::kv::keep_list> keep) {
+    for (int h = 0; h < config_.n_kv_heads; ++h) cache_.demote(layer, h, keep[std::size_t(h)]);
+  }
 
  private:
   cinch::kv::cache cache_;

@@ -60,9 +60,12 @@ layer_heads of_cache(std::string_view fn, const cache& c, int layer) {
   const cache_config& cfg = c.config();
   if (layer < 0 || layer >= cfg.layers)
     detail::fail(errc::invalid_argument, fn, "layer must be in [0, ", cfg.layers, "), got ", layer);
-  if (c.parts() != 1)
-    detail::fail(errc::unsupported, fn, "c must not be a mixed-precision cache (eviction scores one part), got ",
-                 c.parts(), " parts");
+  // A mixed-precision layer is scored while its low part is empty (e.g. before
+  // MiKV's demote): then part 0 holds every token.
+  for (int h = 0; c.parts() == 2 && h < cfg.kv_heads; ++h)
+    if (c.view(layer, h, 1).tokens != 0)
+      detail::fail(errc::unsupported, fn, "c must not hold tokens in part 1 of a mixed-precision cache (eviction "
+                   "scores one part), got ", c.view(layer, h, 1).tokens, " in head ", h);
   layer_heads out;
   out.head_dim = cfg.head_dim;
   for (int h = 0; h < cfg.kv_heads; ++h) {

@@ -9,7 +9,8 @@
 //     attention's kernels, reference or Highway), other reads decode one token
 //     at a time. Rotated keys are scored with rotated queries (or rotated-back
 //     rows where channels matter: LagKV). Heads may hold different numbers of
-//     tokens. A mixed-precision cache (parts() == 2) is errc::unsupported.
+//     tokens. A mixed-precision cache is scored while its part 1 is empty (before
+//     cache::demote, MiKV); tokens in part 1 are errc::unsupported.
 //   * dense f32 tensors keys (and values) [kv_heads, T, head_dim], dense rows.
 // and returns one head_scores per KV head, oldest token first.
 //
