@@ -23,6 +23,7 @@
 
 #include "cpu_targets.hpp"
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -56,14 +57,6 @@ static std::atomic<long> allocations{0};
 [[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
-
-std::vector<float> random_values(std::size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
 
 std::string name_of(const format& f) {
   std::string s(to_string(f.kind));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -19,14 +20,6 @@ using cinch::tensor_view;
 using namespace cinch::kv;
 
 namespace {
-
-std::vector<float> random_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
 
 std::vector<std::int32_t> positions_of(const cache& c, int layer, int head) {
   const std::span<const std::int32_t> p = c.positions(layer, head);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -27,14 +28,6 @@ using cinch::tensor_view;
 using namespace cinch::kv;
 
 namespace {
-
-std::vector<float> random_values(std::size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
 
 cache_config config_of(int layers, int heads, int head_dim, format k, format v) { return {layers, heads, head_dim, k, v}; }
 

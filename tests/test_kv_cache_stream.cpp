@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -23,14 +24,6 @@ using namespace cinch::kv;
 namespace io = cinch::io;
 
 namespace {
-
-std::vector<float> random_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
 
 // Appends `tokens` random tokens to every head, a different count per head so
 // heads are ragged, with every third token not salient in a mixed cache.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -22,14 +23,6 @@ using cinch::tensor_view;
 using namespace cinch::kv;
 
 namespace {
-
-std::vector<float> random_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
 
 std::vector<float> dequantized(const cache& c, int layer, int head, bool keys, int part = 0) {
   const std::int64_t n = c.view(layer, head, part).tokens, d = c.config().head_dim;

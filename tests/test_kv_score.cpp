@@ -20,6 +20,7 @@
 
 #include "cpu_targets.hpp"
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -30,14 +31,6 @@ namespace {
 
 constexpr float inf = std::numeric_limits<float>::infinity();
 using matrix = std::vector<std::vector<double>>;
-
-std::vector<float> random_values(std::size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
 
 tensor_view view3(const std::vector<float>& x, std::int64_t a, std::int64_t b, std::int64_t c) {
   return tensor_view(x.data(), dtype::f32, {a, b, c});

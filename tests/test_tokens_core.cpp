@@ -18,6 +18,7 @@
 
 #include "cpu_targets.hpp"
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -25,14 +26,6 @@ using cinch::tensor_view;
 namespace tokens = cinch::tokens;
 
 namespace {
-
-std::vector<float> normal_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 std::int64_t sum(const std::vector<std::int64_t>& v) { return std::accumulate(v.begin(), v.end(), std::int64_t(0)); }
 
@@ -263,7 +256,7 @@ TEST_CASE("cosine similarity matches the reference bit for bit on every backend"
   // Odd sizes and strided rows: tails of every tile and panel.
   for (auto [m, n, d] : {std::array<std::int64_t, 3>{1, 1, 1}, {37, 53, 19}, {70, 33, 64}, {17, 100, 130}}) {
     const std::int64_t lda = d + 3, ldb = d + 5;
-    std::vector<float> a = normal_values(std::size_t(m * lda), 1), b = normal_values(std::size_t(n * ldb), 2);
+    std::vector<float> a = random_values(std::size_t(m * lda), 1), b = random_values(std::size_t(n * ldb), 2);
     for (std::int64_t c = 0; c < d; ++c) b[std::size_t(2 % n * ldb + c)] = 0.0f;  // a zero row
     std::vector<float> expected(static_cast<std::size_t>(m * n));
     cinch::ref::cosine_matrix(a.data(), lda, m, b.data(), ldb, n, d, expected.data(), n);
@@ -337,7 +330,7 @@ TEST_CASE("row argmax with ties and NaN and -inf", "[tokens][kernels]") {
 
 TEST_CASE("merge rows match the reference bit for bit on every backend", "[tokens][kernels]") {
   const std::int64_t n = 41, d = 133;
-  const std::vector<float> x = normal_values(std::size_t(n * d), 3);
+  const std::vector<float> x = random_values(std::size_t(n * d), 3);
   std::vector<std::int64_t> destination(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) destination[std::size_t(i)] = i % 7 == 3 && i % 5 ? -1 : (i / 5) * 5;
   const tokens::plan p = tokens::from_destinations(destination);

@@ -20,6 +20,7 @@
 
 #include "cpu_targets.hpp"
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -28,14 +29,6 @@ namespace tokens = cinch::tokens;
 using index_list = std::vector<std::int64_t>;
 
 namespace {
-
-std::vector<float> normal_values(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 void copy_row(std::vector<float>& x, std::int64_t d, std::int64_t from, std::int64_t to, float scale = 1.0f) {
   for (std::int64_t c = 0; c < d; ++c) x[std::size_t(to * d + c)] = scale * x[std::size_t(from * d + c)];
@@ -71,7 +64,7 @@ tokens::inputs with_features(const std::vector<float>& x, std::int64_t n, std::i
 
 TEST_CASE("ToMe merges duplicated tokens first", "[tokens][tome]") {
   const std::int64_t n = 10, d = 16;
-  std::vector<float> x = normal_values(std::size_t(n * d), 11);
+  std::vector<float> x = random_values(std::size_t(n * d), 11);
   copy_row(x, d, 7, 4, 3.0f);  // token 4 (in A) points exactly where token 7 (in B) does
   const tokens::inputs in = with_features(x, n, d);
   const tokens::plan p = same_on_every_backend([&] { return tokens::tome(in, 1); });
@@ -94,7 +87,7 @@ TEST_CASE("ToMe merges duplicated tokens first", "[tokens][tome]") {
 
 TEST_CASE("ToMe protects the class token and the distillation token", "[tokens][tome]") {
   const std::int64_t n = 9, d = 8;
-  std::vector<float> x = normal_values(std::size_t(n * d), 12);
+  std::vector<float> x = random_values(std::size_t(n * d), 12);
   copy_row(x, d, 1, 0);  // [CLS] duplicates token 1
   copy_row(x, d, 5, 2);  // token 2 duplicates token 5
   const tokens::inputs in = with_features(x, n, d);
@@ -115,7 +108,7 @@ TEST_CASE("ToMe protects the class token and the distillation token", "[tokens][
 
 TEST_CASE("ToMe clamps r to half the unprotected tokens and keeps the original order", "[tokens][tome]") {
   const std::int64_t n = 10, d = 4;
-  const std::vector<float> x = normal_values(std::size_t(n * d), 13);
+  const std::vector<float> x = random_values(std::size_t(n * d), 13);
   const tokens::inputs in = with_features(x, n, d);
   const tokens::plan all = tokens::tome(in, 100);
   CHECK(all.output_tokens() == 5);  // every A token merged into B
@@ -133,7 +126,7 @@ TEST_CASE("ToMe clamps r to half the unprotected tokens and keeps the original o
 
 TEST_CASE("ToMe over layers with composed plans and sizes and the proportional bias", "[tokens][tome]") {
   const std::int64_t n = 64, d = 12;
-  const std::vector<float> x = normal_values(std::size_t(n * d), 14);
+  const std::vector<float> x = random_values(std::size_t(n * d), 14);
   std::vector<float> current = x;
   std::vector<std::int64_t> sizes(std::size_t(n), 1);
   tokens::plan chain = tokens::identity(n);
@@ -253,8 +246,8 @@ TEST_CASE("attention rows use a softmax over all keys with head mean and GQA and
 
 TEST_CASE("FastV over attention rows is the same plan on every backend", "[tokens][fastv]") {
   const std::int64_t heads = 8, kv = 2, dim = 32, length = 300, first = 20, n = 256, rows = 3;
-  const std::vector<float> q = normal_values(std::size_t(rows * heads * dim), 15);
-  const std::vector<float> keys = normal_values(std::size_t(kv * length * dim), 16);
+  const std::vector<float> q = random_values(std::size_t(rows * heads * dim), 15);
+  const std::vector<float> keys = random_values(std::size_t(kv * length * dim), 16);
   std::vector<float> scores(std::size_t(rows * n));
   tokens::inputs in;
   in.text_attention = tensor_view(scores.data(), dtype::f32, {rows, n});
@@ -284,7 +277,7 @@ TEST_CASE("DivPrune starts from the most isolated token and spreads out", "[toke
 
 TEST_CASE("DivPrune equals the naive max-min rescan", "[tokens][divprune]") {
   const std::int64_t n = 150, d = 24, keep = 30;
-  const std::vector<float> x = normal_values(std::size_t(n * d), 17);
+  const std::vector<float> x = random_values(std::size_t(n * d), 17);
   const tokens::inputs in = with_features(x, n, d);
   const tokens::plan p = same_on_every_backend([&] { return tokens::divprune(in, keep); });
   // The naive algorithm on the same cosine matrix: rescan every selected row each step.
@@ -348,7 +341,7 @@ TEST_CASE("VisionZip keeps dominant tokens and merges the rest into strided targ
     CHECK(a.hidden.data<float>()[3 + c] == hidden[std::size_t(5 * 3 + c)]);
   }
   // Default split: 64 -> 54 + 10.
-  std::vector<float> big_keys = normal_values(576 * 8, 18), big_cls = normal_values(576, 19);
+  std::vector<float> big_keys = random_values(576 * 8, 18), big_cls = random_values(576, 19);
   tokens::inputs big;
   big.keys = tensor_view(big_keys.data(), dtype::f32, {576, 8});
   big.cls_attention = tensor_view(big_cls.data(), dtype::f32, {576});

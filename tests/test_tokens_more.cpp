@@ -28,6 +28,7 @@
 
 #include "cpu_targets.hpp"
 #include "error_matchers.hpp"
+#include "random_data.hpp"
 
 using cinch::dtype;
 using cinch::errc;
@@ -36,14 +37,6 @@ namespace tokens = cinch::tokens;
 using index_list = std::vector<std::int64_t>;
 
 namespace {
-
-std::vector<float> normal_values(std::size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 std::int64_t total(const index_list& v) { return std::accumulate(v.begin(), v.end(), std::int64_t(0)); }
 
@@ -64,8 +57,8 @@ tokens::plan same_on_every_backend(Method method) {
 
 // Rows near one of a few directions: direction (i / per_group) plus small noise.
 std::vector<float> grouped(std::int64_t n, std::int64_t d, std::int64_t per_group, unsigned seed) {
-  std::vector<float> x = normal_values(std::size_t(n * d), seed, 0.02f);
-  const std::vector<float> centres = normal_values(std::size_t(n * d), seed + 100);
+  std::vector<float> x = random_values(std::size_t(n * d), seed, 0.02f);
+  const std::vector<float> centres = random_values(std::size_t(n * d), seed + 100);
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t c = 0; c < d; ++c) x[std::size_t(i * d + c)] += centres[std::size_t(i / per_group * d + c)];
   return x;
@@ -121,7 +114,7 @@ TEST_CASE("SparseVLM ranks by the raters' attention and recycles into clusters",
   std::vector<float> attention(std::size_t(text * n), 0.01f);
   attention[7] = 0.6f;                            // rater row 0 prefers token 7
   attention[n + 3] = attention[2 * n + 3] = 0.9f;  // rows 1 and 2 prefer token 3
-  std::vector<float> v = normal_values(std::size_t(n * d), 31, 0.1f), t(std::size_t(text * d), 0.0f);
+  std::vector<float> v = random_values(std::size_t(n * d), 31, 0.1f), t(std::size_t(text * d), 0.0f);
   for (std::int64_t i = 0; i < n; ++i) v[std::size_t(i * d)] += 4.0f;  // visual tokens all point along e0 ...
   t[0] = 4.0f;                                                         // ... as text token 0 does
   tokens::inputs in;
@@ -157,7 +150,7 @@ TEST_CASE("Scissor merges connected components spatially then temporally", "[tok
   const std::int64_t per = 12, d = 6;
   const std::vector<float> frame = grouped(per, d, 4, 41);
   std::vector<float> x = frame;
-  const std::vector<float> noise = normal_values(std::size_t(per * d), 42, 0.02f);
+  const std::vector<float> noise = random_values(std::size_t(per * d), 42, 0.02f);
   for (std::size_t i = 0; i < frame.size(); ++i) x.push_back(frame[i] + noise[i]);
   tokens::inputs in;
   in.features = tensor_view(x.data(), dtype::f32, {2 * per, d});
@@ -191,7 +184,7 @@ TEST_CASE("Scissor merges connected components spatially then temporally", "[tok
 TEST_CASE("GreedyPrune skips near-duplicates of what it already kept", "[tokens][greedy_prune]") {
   const std::int64_t n = 6, d = 3;
   // Tokens 0 and 1 point the same way; 2 is orthogonal to them; saliency 0 > 1 > 2 > ...
-  std::vector<float> x = normal_values(std::size_t(n * d), 51);
+  std::vector<float> x = random_values(std::size_t(n * d), 51);
   const float head[9] = {1, 0, 0, 2, 0, 0, 0, 1, 0};
   std::copy(head, head + 9, x.begin());
   std::vector<float> s = {0.9f, 0.8f, 0.7f, 0.1f, 0.05f, 0.01f};
@@ -258,13 +251,13 @@ TEST_CASE("The DCT low-pass keeps constants and low frequencies and drops high o
 
 TEST_CASE("DyCoke keeps the positions that changed against the reference frame", "[tokens][dycoke]") {
   const std::int64_t frames = 4, per = 6, d = 5;
-  const std::vector<float> base = normal_values(std::size_t(per * d), 61);
+  const std::vector<float> base = random_values(std::size_t(per * d), 61);
   std::vector<float> x;
   const index_list changed[4] = {{}, {2, 4}, {0, 5}, {1, 3}};  // frame 3 is compared with frame 2
   for (std::int64_t f = 0; f < frames; ++f) {
     std::vector<float> frame = f == 3 ? std::vector<float>(x.begin() + 2 * per * d, x.begin() + 3 * per * d) : base;
     for (std::int64_t p : changed[f]) {
-      const std::vector<float> fresh = normal_values(std::size_t(d), unsigned(70 + f * 10 + p));
+      const std::vector<float> fresh = random_values(std::size_t(d), unsigned(70 + f * 10 + p));
       std::copy(fresh.begin(), fresh.end(), frame.begin() + p * d);
     }
     x.insert(x.end(), frame.begin(), frame.end());
@@ -317,11 +310,11 @@ TEST_CASE("FastVID keeps salient tokens per frame and anchors per segment at an 
   const std::vector<float> a = grouped(per, d, 4, 81), b = grouped(per, d, 4, 82);
   std::vector<float> x;
   for (std::int64_t f = 0; f < frames; ++f) {
-    const std::vector<float> noise = normal_values(std::size_t(per * d), unsigned(90 + f), 0.05f);
+    const std::vector<float> noise = random_values(std::size_t(per * d), unsigned(90 + f), 0.05f);
     const std::vector<float>& src = f < 2 ? a : b;
     for (std::size_t i = 0; i < src.size(); ++i) x.push_back(src[i] + noise[i]);
   }
-  std::vector<float> saliency = normal_values(std::size_t(frames * per), 99);
+  std::vector<float> saliency = random_values(std::size_t(frames * per), 99);
   for (float& s : saliency) s = std::fabs(s);
   tokens::inputs in;
   in.features = tensor_view(x.data(), dtype::f32, {frames, per, d});
@@ -363,7 +356,7 @@ TEST_CASE("FastVID keeps salient tokens per frame and anchors per segment at an 
 
 TEST_CASE("every budgeted method refuses keep 0 and non-finite inputs", "[tokens][errors]") {
   const std::int64_t n = 16, d = 4;
-  std::vector<float> x = normal_values(std::size_t(n * d), 111), keys = normal_values(std::size_t(n * 3), 112);
+  std::vector<float> x = random_values(std::size_t(n * d), 111), keys = random_values(std::size_t(n * 3), 112);
   std::vector<float> s(std::size_t(n), 0.1f);
   tokens::inputs in;
   in.features = tensor_view(x.data(), dtype::f32, {n, d});
