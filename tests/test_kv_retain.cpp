@@ -8,6 +8,7 @@
 
 #include <cinch/kv/attention.hpp>
 #include <cinch/kv/cache.hpp>
+#include <cinch/kv/select.hpp>
 
 #include <cmath>
 #include <cstring>
@@ -244,4 +245,32 @@ TEST_CASE("demote moves evicted tokens to the low-precision part instead of drop
                 {"kv::cache::demote", "part 0", "[0, 5)", "got 5"});
   cache single({1, 1, d, format{scheme::f16}, format{scheme::f16}});
   require_error([&] { single.demote(0, 0, {}); }, errc::invalid_argument, {"kv::cache::demote", "mixed-precision"});
+}
+
+TEST_CASE("a global budget frees real memory: heads keep different counts and hold only their bytes", "[kv][retain]") {
+  // AdaKV over the heads of a q8_0 layer whose scores differ in spread: the
+  // pooled top-k gives the peaked head fewer tokens than the flat one, and each
+  // head then holds exactly its kept records.
+  constexpr int d = 32, n = 256, heads = 4;
+  cache c({1, heads, d, format{scheme::q8_0}, format{scheme::q8_0}});
+  const std::vector<float> x = random_values(std::size_t(heads * n * d), 71);
+  c.append(0, tensor_view(x.data(), dtype::f32, {heads, n, d}), tensor_view(x.data(), dtype::f32, {heads, n, d}));
+  const std::int64_t record = 2 * (d / 32) * 34;  // a q8_0 block is 34 bytes; keys and values
+  REQUIRE(c.bytes() == heads * n * record);
+
+  std::vector<head_scores> scores(heads, head_scores(n));
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int h = 0; h < heads; ++h)
+    for (float& s : scores[std::size_t(h)]) s = normal(rng) * float(1 << (2 * h));  // head 3 has the largest spread
+  const std::vector<keep_list> keep = select_global(scores, budget::ratio(0.25));
+  std::int64_t kept = 0;
+  for (int h = 0; h < heads; ++h) {
+    c.retain(0, h, keep[std::size_t(h)]);
+    REQUIRE(c.bytes(0, h) == std::int64_t(keep[std::size_t(h)].size()) * record);
+    kept += std::int64_t(keep[std::size_t(h)].size());
+  }
+  REQUIRE(kept == heads * n / 4);
+  REQUIRE(c.bytes() == kept * record);
+  REQUIRE(keep[3].size() > keep[0].size());  // ragged: the budget went where the scores are
 }
