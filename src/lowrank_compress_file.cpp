@@ -2,6 +2,7 @@
 // holds one tensor at a time.
 #include "cinch/lowrank/compress_file.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <regex>
@@ -83,15 +84,18 @@ file_report compress_file(const std::string& input, const std::string& output, c
       writer.write_bytes(source.bytes(e));
       ++report.copied;
     } else {
-      const tensor w = source.load(e.name);
+      const tensor w = source.load(e.name), w32 = as_type(w, dtype::f32);
       factors f;
       try {
-        f = compress_svd(as_type(w, dtype::f32), ranks[i], options.svd);
+        f = compress_svd(w32, ranks[i], options.svd);
       } catch (const error& x) {
         cinch::detail::fail(x.code(), fn, "tensor '", e.name, "': ", x.what());
       }
-      writer.write(as_type(f.a, w.type()));
-      writer.write(as_type(f.b, w.type()));
+      const tensor a = as_type(f.a, w.type()), b = as_type(f.b, w.type());
+      writer.write(a);
+      writer.write(b);
+      p.relative_error = relative_error(w32, as_type(a, dtype::f32), as_type(b, dtype::f32));
+      report.max_relative_error = std::max(report.max_relative_error, p.relative_error);
       p.rows = e.shape[0];
       p.cols = e.shape[1];
       p.rank = ranks[i];

@@ -8,6 +8,8 @@
 #include <cinch/lowrank/compress_file.hpp>
 #include <cinch/lowrank/methods.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -268,6 +270,8 @@ TEST_CASE("lowrank::compress_file factorizes the selected matrices one tensor at
   CHECK(report.copied == 4);
   CHECK(report.dense_parameters == 48 * 40 + 24 * 40);
   CHECK(report.factor_parameters == 10 * 88 + 7 * 64);
+  CHECK(report.max_relative_error > 0);
+  CHECK(report.max_relative_error < 1);
 
   const safetensors_file f = safetensors_file::open(out.path());
   CHECK(f.metadata().at("format") == "pt");
@@ -303,4 +307,39 @@ TEST_CASE("lowrank::compress_file factorizes the selected matrices one tensor at
   save_safetensors(nan_in.path(), nan_tensors);
   require_error([&] { (void)compress_file(nan_in.path(), out.path()); }, errc::invalid_argument,
                 {"lowrank::compress_file", "tensor 'x.weight'", "w must be finite, got NaN at [1, 1]"});
+}
+
+TEST_CASE("lowrank::compress_file reports the relative error of the factors it wrote", "[lowrank][safetensors]") {
+  using namespace cinch::lowrank;
+  // W [60, 40] with sigma_i = 0.9^i; keep 0.5 gives rank floor(0.5 * 60 * 40 / 100) = 12, so
+  // the error is the Eckart-Young value sqrt(sum_{i >= 12} sigma_i^2) / ||sigma||.
+  std::vector<double> sigma(40);
+  for (std::size_t i = 0; i < sigma.size(); ++i) sigma[i] = std::pow(0.9, double(i));
+  const std::vector<float> wf = to_f32(with_spectrum(60, 40, sigma, 5));
+  cinch::tensor wb = cinch::tensor::empty({60, 40}, dtype::bf16);
+  cinch::convert(view_of(wf, 60, 40), wb);
+  const temp_file in("spectrum"), out("spectrum_out");
+  const std::vector<std::pair<std::string, tensor_view>> tensors{{"a.weight", view_of(wf, 60, 40)}, {"b.weight", wb}};
+  save_safetensors(in.path(), tensors);
+  std::vector<double> errors;
+  const file_report report = compress_file(in.path(), out.path(), {.keep = keep_ratio{0.5}}, [&](const file_progress& p) {
+    CHECK(p.rank == 12);
+    errors.push_back(p.relative_error);
+  });
+  REQUIRE(errors.size() == 2);
+  const std::vector<double> actual = cinch::lowrank::singular_values(view_of(wf, 60, 40));
+  const double optimum = tail_norm(actual, 12) / tail_norm(actual, 0);
+  CHECK(std::abs(errors[0] - optimum) <= 1e-6 * optimum);
+  CHECK(errors[0] == Approx(tail_norm(sigma, 12) / tail_norm(sigma, 0)).epsilon(1e-5));
+  // bf16: the error of the bf16 factors as stored, against the bf16 weights as stored.
+  const safetensors_file f = safetensors_file::open(out.path());
+  const auto f32_of = [](const cinch::tensor& t) {
+    cinch::tensor x = cinch::tensor::empty(t.shape(), dtype::f32);
+    cinch::convert(t, x);
+    return x;
+  };
+  const cinch::tensor w16 = f32_of(safetensors_file::open(in.path()).load("b.weight"));
+  CHECK(errors[1] == relative_error(w16, f32_of(f.load("b.weight.lowrank_a")), f32_of(f.load("b.weight.lowrank_b"))));
+  CHECK(errors[1] == Approx(optimum).epsilon(0.05));  // bf16 rounding moves it a little
+  CHECK(report.max_relative_error == std::max(errors[0], errors[1]));
 }

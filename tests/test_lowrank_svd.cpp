@@ -226,3 +226,49 @@ TEST_CASE("lowrank::truncated_svd rejects bad input", "[lowrank][svd][errors]") 
   require_error([&] { (void)reconstruct(view_of(w, 6, 4), view_of(w, 3, 4)); }, errc::shape_mismatch,
                 {"lowrank::reconstruct", "a's columns must equal b's rows, got a [6, 4] and b [3, 4]"});
 }
+
+TEST_CASE("lowrank::relative_error is the Eckart-Young value for truncated factors", "[lowrank][svd]") {
+  // A 150 x 90 matrix with sigma_i = 0.93^i: 150 rows is three row tiles, the last one partial.
+  std::vector<double> sigma(90);
+  for (std::size_t i = 0; i < sigma.size(); ++i) sigma[i] = std::pow(0.93, double(i));
+  const std::vector<float> wf = to_f32(with_spectrum(150, 90, sigma, 21));
+  const tensor_view w = view_of(wf, 150, 90);
+  const std::vector<double> actual = singular_values(w);  // of the f32 entries
+  const double norm = tail_norm(actual, 0);
+  for (std::int64_t k : {1, 10, 45, 89}) {
+    INFO("rank " << k);
+    const svd_result r = truncated_svd(w, k, {.method = svd_method::exact});
+    // A = U diag(sigma), B = V^T.
+    cinch::tensor a = cinch::tensor::empty({150, k}, dtype::f32);
+    for (std::int64_t i = 0; i < 150; ++i)
+      for (std::int64_t j = 0; j < k; ++j)
+        a.data<float>()[i * k + j] = float(double(r.u.data<const float>()[i * k + j]) * r.sigma[std::size_t(j)]);
+    const double error = relative_error(w, a, r.vt);
+    const double optimum = tail_norm(actual, std::size_t(k)) / norm;
+    CHECK(std::abs(error - optimum) <= 1e-6 * optimum);
+    CHECK(error == Approx(tail_norm(sigma, std::size_t(k)) / tail_norm(sigma, 0)).epsilon(1e-5));
+    // The same through strided views (a transposed copy read back transposed).
+    cinch::tensor at = cinch::tensor::empty({k, 150}, dtype::f32);
+    for (std::int64_t i = 0; i < 150; ++i)
+      for (std::int64_t j = 0; j < k; ++j) at.data<float>()[j * 150 + i] = a.data<const float>()[i * k + j];
+    CHECK(relative_error(w, at.view().permute({1, 0}), r.vt) == Approx(error).epsilon(1e-12));
+  }
+  // Exact factors of a rank-1 matrix: only the f32 rounding of W = u v^T remains; zero factors: 1.
+  const std::vector<float> u{1, 2, 3}, v{0.5f, -1, 4, 2};
+  std::vector<float> outer(12);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j) outer[std::size_t(i * 4 + j)] = u[std::size_t(i)] * v[std::size_t(j)];
+  CHECK(relative_error(view_of(outer, 3, 4), view_of(u, 3, 1), view_of(v, 1, 4)) == 0.0);
+  const std::vector<float> zeros(12, 0.0f);
+  CHECK(relative_error(view_of(outer, 3, 4), view_of(zeros, 3, 1), view_of(zeros, 1, 4)) == 1.0);
+  CHECK(relative_error(view_of(zeros, 3, 4), view_of(zeros, 3, 1), view_of(zeros, 1, 4)) == 0.0);
+  CHECK(std::isinf(relative_error(view_of(zeros, 3, 4), view_of(u, 3, 1), view_of(v, 1, 4))));
+
+  require_error([&] { (void)relative_error(view_of(outer, 4, 3), view_of(u, 3, 1), view_of(v, 1, 4)); },
+                errc::shape_mismatch, {"lowrank::relative_error", "w must have shape [3, 4]", "got [4, 3]"});
+  require_error([&] { (void)relative_error(view_of(outer, 3, 4), view_of(u, 3, 1), view_of(v, 2, 2)); },
+                errc::shape_mismatch, {"lowrank::relative_error", "a's columns must equal b's rows"});
+  std::vector<std::uint16_t> half(12);
+  require_error([&] { (void)relative_error(tensor_view(half.data(), dtype::f16, {3, 4}), view_of(u, 3, 1), view_of(v, 1, 4)); },
+                errc::invalid_argument, {"lowrank::relative_error", "w"});
+}

@@ -1,6 +1,7 @@
 // cinch lowrank: factorize the 2-D tensors of a safetensors file to a keep
 // ratio, one tensor at a time, writing <name>.A / <name>.B plus every other
-// tensor unchanged, with a progress line and a per-tensor table.
+// tensor unchanged, with a progress line and a per-tensor table (rank,
+// parameters kept, relative error ||W - A B||_F / ||W||_F).
 //
 //   cinch lowrank model.safetensors model.lowrank.safetensors --keep 0.5
 #include <cinch/cinch.hpp>
@@ -30,24 +31,24 @@ void run_lowrank(const lowrank_options& o) {
                        : o.method == "randomized" ? lowrank::svd_method::randomized
                                                   : lowrank::svd_method::automatic;
   const auto start = std::chrono::steady_clock::now();
-  std::printf("%-40s %12s %6s %12s %9s\n", "tensor", "shape", "rank", "params kept", "seconds");
+  std::printf("%-40s %12s %6s %12s %10s %9s\n", "tensor", "shape", "rank", "params kept", "rel. error", "seconds");
   const lowrank::file_report report = lowrank::compress_file(o.input, o.output, options, [&](const lowrank::file_progress& p) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double eta = elapsed / double(p.index + 1) * double(p.count - p.index - 1);
     if (p.rank > 0) {
       const std::string shape = std::to_string(p.rows) + "x" + std::to_string(p.cols);
-      std::printf("%-40.40s %12s %6lld %11.1f%% %9.3f\n", std::string(p.name).c_str(), shape.c_str(),
+      std::printf("%-40.40s %12s %6lld %11.1f%% %10.4f %9.3f\n", std::string(p.name).c_str(), shape.c_str(),
                   static_cast<long long>(p.rank), 100.0 * double(p.rank * (p.rows + p.cols)) / double(p.rows * p.cols),
-                  p.seconds);
+                  p.relative_error, p.seconds);
     }
     std::fprintf(stderr, "\r[%zu/%zu] %.1f s elapsed, about %.1f s left ", p.index + 1, p.count, elapsed, eta);
   });
   std::fprintf(stderr, "\n");
-  std::printf("%zu tensors factorized, %zu copied; %lld -> %lld parameters (%.1f%%) -> %s\n", report.factorized,
-              report.copied, static_cast<long long>(report.dense_parameters),
+  std::printf("%zu tensors factorized, %zu copied; %lld -> %lld parameters (%.1f%%), largest relative error %.4f -> %s\n",
+              report.factorized, report.copied, static_cast<long long>(report.dense_parameters),
               static_cast<long long>(report.factor_parameters),
               report.dense_parameters ? 100.0 * double(report.factor_parameters) / double(report.dense_parameters) : 0.0,
-              o.output.c_str());
+              report.max_relative_error, o.output.c_str());
 }
 
 }  // namespace

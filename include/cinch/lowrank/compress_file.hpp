@@ -35,13 +35,17 @@ struct file_progress {
   std::string_view name;
   std::int64_t rows = 0, cols = 0;  // of a factorized matrix; 0 for copied tensors
   std::int64_t rank = 0;            // 0 when copied
-  double seconds = 0;               // spent on this tensor
+  // ||W - A B||_F / ||W||_F of the factors as written (in the file's dtype), by
+  // lowrank::relative_error; 0 for copied tensors.
+  double relative_error = 0;
+  double seconds = 0;  // spent on this tensor
 };
 
 struct file_report {
   std::size_t factorized = 0, copied = 0;
   std::int64_t dense_parameters = 0;   // of the factorized matrices
   std::int64_t factor_parameters = 0;  // of their factors
+  double max_relative_error = 0;       // the largest file_progress::relative_error
 };
 
 // Calls `progress` after each tensor. Throws what io::safetensors_file::open and

@@ -24,4 +24,14 @@ struct factors {
 [[nodiscard]] tensor reconstruct(const tensor_view& a, const tensor_view& b);
 [[nodiscard]] inline tensor reconstruct(const factors& f) { return reconstruct(f.a, f.b); }
 
+// ||W - A B||_F / ||W||_F, in double, without forming A B: W's rows are taken
+// 64 at a time (scratch: B and one row tile in double), so the cost is one GEMM
+// of the factors' shapes and no [m, n] buffer. 0 when W and A B are both zero,
+// +inf when only W is. w, a, b: f32 CPU matrices, any strides, a [m, r], b [r, n]
+// for w [m, n]; else errc::invalid_argument or errc::shape_mismatch.
+[[nodiscard]] double relative_error(const tensor_view& w, const tensor_view& a, const tensor_view& b);
+[[nodiscard]] inline double relative_error(const tensor_view& w, const factors& f) {
+  return relative_error(w, f.a, f.b);
+}
+
 }  // namespace cinch::lowrank
