@@ -50,10 +50,12 @@ HWY_INLINE hn::Vec<DI> signed_keys(DI di, const float* x) {
 }
 
 // Lane indices of the set lanes of each mask of 4 or 8 lanes, in lane order.
+// Built once at first use (not constexpr: GCC's UBSan-instrumented constant
+// evaluation of the 256 x 8 table exceeds its operation limit).
 template <std::size_t Lanes>
 struct compress_table {
   alignas(32) std::int32_t lanes[std::size_t(1) << Lanes][Lanes] = {};
-  constexpr compress_table() {
+  compress_table() {
     for (std::size_t bits = 0; bits < (std::size_t(1) << Lanes); ++bits) {
       std::size_t out = 0;
       for (std::size_t lane = 0; lane < Lanes; ++lane)
@@ -66,7 +68,7 @@ struct compress_table {
 HWY_INLINE hn::Vec<DI> compress(DI di, hn::Vec<DI> v, hn::Mask<DI> keep) {
   constexpr std::size_t lanes = hn::MaxLanes(DI());
   if constexpr (lanes == 4 || lanes == 8) {
-    static constexpr compress_table<lanes> table;
+    static const compress_table<lanes> table;
     std::uint8_t bits[8] = {};
     hn::StoreMaskBits(di, keep, bits);
     return hn::TableLookupLanes(v, hn::IndicesFromVec(di, hn::Load(di, table.lanes[bits[0]])));
