@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <regex>
 
 #include "cinch/core/convert.hpp"
+#include "cinch/io/npy.hpp"
 #include "cinch/io/safetensors.hpp"
 #include "cinch/lowrank/methods.hpp"
 
@@ -44,6 +46,54 @@ tensor as_type(const tensor_view& x, dtype type) {
   return out;
 }
 
+void check_calibration_dir(const file_options& o) {
+  const bool needs = o.method != file_method::svd;
+  if (needs && o.calibration.empty())
+    cinch::detail::fail(errc::invalid_argument, fn, "method ", to_string(o.method),
+                        " needs calibration: a directory of <tensor name>.npy activations, got none");
+  if (!needs && !o.calibration.empty())
+    cinch::detail::fail(errc::invalid_argument, fn, "calibration is for asvd and svd-llm, got method svd with '",
+                        o.calibration, "'");
+  std::error_code ec;
+  if (needs && !std::filesystem::is_directory(o.calibration, ec))
+    cinch::detail::fail(errc::invalid_argument, fn, "calibration must be a directory, got '", o.calibration, "'");
+}
+
+// The statistics of tensor e's inputs from <dir>/<name>.npy, or none without that file.
+std::optional<calibration> activations_of(const std::string& dir, const io::safetensors_entry& e) {
+  const std::string path = (std::filesystem::path(dir) / (e.name + ".npy")).string();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  const auto fail = [&](errc code, const auto&... parts) {
+    cinch::detail::fail(code, fn, "tensor '", e.name, "', activation file '", path, "': ", parts...);
+  };
+  const std::int64_t n = e.shape[1];
+  tensor x;
+  try {
+    x = io::load_npy(path);
+  } catch (const error& bad) {
+    fail(bad.code(), bad.what());
+  }
+  if (x.type() != dtype::f32) fail(errc::invalid_argument, "must hold f32 inputs, got ", to_string(x.type()));
+  if (x.rank() < 2 || x.size(-1) != n || x.numel() == 0)
+    fail(errc::shape_mismatch, "must hold inputs [tokens >= 1, ", n, "] of the ", std::span<const std::int64_t>(e.shape),
+         " weight, got ", x.shape());
+  calibration stats(n);
+  try {
+    stats.add(x);
+  } catch (const error& bad) {
+    fail(bad.code(), bad.what());
+  }
+  return stats;
+}
+
+factors compress(const tensor_view& w, std::int64_t rank, const std::optional<calibration>& stats,
+                 const file_options& o) {
+  if (!stats) return compress_svd(w, rank, o.svd);
+  if (o.method == file_method::asvd) return compress_asvd(w, rank, *stats, o.asvd, o.svd);
+  return compress_svd_llm(w, rank, *stats, o.whitening, o.svd);
+}
+
 }  // namespace
 
 file_report compress_file(const std::string& input, const std::string& output, const file_options& options,
@@ -52,6 +102,7 @@ file_report compress_file(const std::string& input, const std::string& output, c
     cinch::detail::fail(errc::invalid_argument, fn, "keep_ratio must be in (0, 1], got ",
                         detail::ratio_text(options.keep.value));
   const std::regex include = compile("include", options.include), exclude = compile("exclude", options.exclude);
+  check_calibration_dir(options);
   std::error_code ec;
   if (input == output || std::filesystem::equivalent(input, output, ec))
     cinch::detail::fail(errc::invalid_argument, fn, "output must differ from input, got '", output, "' for both");
@@ -72,7 +123,7 @@ file_report compress_file(const std::string& input, const std::string& output, c
   }
   std::map<std::string, std::string> metadata = source.metadata();
   metadata["cinch.lowrank.keep_ratio"] = detail::ratio_text(options.keep.value);
-  metadata["cinch.lowrank.method"] = "svd";
+  metadata["cinch.lowrank.method"] = std::string(to_string(options.method));
   io::safetensors_writer writer(output, std::move(specs), metadata);
 
   file_report report;
@@ -85,9 +136,11 @@ file_report compress_file(const std::string& input, const std::string& output, c
       ++report.copied;
     } else {
       const tensor w = source.load(e.name), w32 = as_type(w, dtype::f32);
+      std::optional<calibration> stats;
+      if (options.method != file_method::svd) stats = activations_of(options.calibration, e);
       factors f;
       try {
-        f = compress_svd(w32, ranks[i], options.svd);
+        f = compress(w32, ranks[i], stats, options);
       } catch (const error& x) {
         cinch::detail::fail(x.code(), fn, "tensor '", e.name, "': ", x.what());
       }
@@ -99,6 +152,8 @@ file_report compress_file(const std::string& input, const std::string& output, c
       p.rows = e.shape[0];
       p.cols = e.shape[1];
       p.rank = ranks[i];
+      p.method = stats ? options.method : file_method::svd;
+      p.calibration_tokens = stats ? stats->tokens() : 0;
       ++report.factorized;
       report.dense_parameters += p.rows * p.cols;
       report.factor_parameters += factor_parameters(p.rows, p.cols, p.rank);

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cinch/core/convert.hpp>
+#include <cinch/io/npy.hpp>
 #include <cinch/io/safetensors.hpp>
 #include <cinch/lowrank/compress_file.hpp>
 #include <cinch/lowrank/methods.hpp>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -342,4 +344,126 @@ TEST_CASE("lowrank::compress_file reports the relative error of the factors it w
   CHECK(errors[1] == relative_error(w16, f32_of(f.load("b.weight.lowrank_a")), f32_of(f.load("b.weight.lowrank_b"))));
   CHECK(errors[1] == Approx(optimum).epsilon(0.05));  // bf16 rounding moves it a little
   CHECK(report.max_relative_error == std::max(errors[0], errors[1]));
+}
+
+namespace {
+
+// A fresh directory in the temporary directory, removed with its files.
+class temp_dir {
+ public:
+  explicit temp_dir(std::string_view tag)
+      : path_(std::filesystem::temp_directory_path() /
+              ("cinch_act_" + std::to_string(::getpid()) + "_" + std::string(tag))) {
+    std::filesystem::create_directories(path_);
+  }
+  ~temp_dir() { std::filesystem::remove_all(path_); }
+  std::string path() const { return path_.string(); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// ||(W - A B) X^T||_F for X [tokens, n].
+double output_error(const matrix& w, const cinch::tensor& a, const cinch::tensor& b, const matrix& x) {
+  return frobenius(multiply(difference(w, multiply(from_tensor(a), from_tensor(b))), transpose(x)));
+}
+
+}  // namespace
+
+TEST_CASE("lowrank::compress_file takes per-tensor activations for ASVD and SVD-LLM", "[lowrank][safetensors]") {
+  using namespace cinch::lowrank;
+  // layer.weight [48, 64] has an activation file with 4 outlier channels; other.weight has none.
+  const matrix w = gaussian(48, 64, 31), other = gaussian(40, 64, 32), x = activations(2000, 64, 4, 33);
+  const std::vector<float> wf = to_f32(w), of = to_f32(other), xf = to_f32(x);
+  const temp_file in("calibrated");
+  const std::vector<std::pair<std::string, tensor_view>> tensors{{"layer.weight", view_of(wf, 48, 64)},
+                                                                 {"other.weight", view_of(of, 40, 64)}};
+  save_safetensors(in.path(), tensors);
+  const temp_dir dir("ok");
+  save_npy(dir.file("layer.weight.npy"), view_of(xf, 2000, 64));
+  calibration stats(64);
+  stats.add(view_of(xf, 2000, 64));
+  const std::int64_t rank = 13;  // floor(0.5 * 48 * 64 / 112)
+
+  std::map<file_method, double> errors;
+  for (file_method method : {file_method::svd, file_method::asvd, file_method::svd_llm}) {
+    INFO(to_string(method));
+    const temp_file out("calibrated_out");
+    file_options options{.keep = keep_ratio{0.5}, .method = method};
+    if (method != file_method::svd) options.calibration = dir.path();
+    std::vector<file_progress> seen;
+    (void)compress_file(in.path(), out.path(), options, [&](const file_progress& p) { seen.push_back(p); });
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0].rank == rank);
+    CHECK(seen[0].method == method);
+    CHECK(seen[0].calibration_tokens == (method == file_method::svd ? 0 : 2000));
+    CHECK(seen[1].method == file_method::svd);  // no other.weight.npy: plain SVD
+    CHECK(seen[1].calibration_tokens == 0);
+    const safetensors_file f = safetensors_file::open(out.path());
+    CHECK(f.metadata().at("cinch.lowrank.method") == to_string(method));
+    const cinch::tensor a = f.load("layer.weight.lowrank_a"), b = f.load("layer.weight.lowrank_b");
+    // The same factors as the in-memory method on the same statistics.
+    const factors expected = method == file_method::svd    ? compress_svd(view_of(wf, 48, 64), rank)
+                             : method == file_method::asvd ? compress_asvd(view_of(wf, 48, 64), rank, stats)
+                                                           : compress_svd_llm(view_of(wf, 48, 64), rank, stats);
+    CHECK(std::memcmp(a.data(), expected.a.data(), std::size_t(expected.a.nbytes())) == 0);
+    CHECK(std::memcmp(b.data(), expected.b.data(), std::size_t(expected.b.nbytes())) == 0);
+    CHECK(seen[1].rank == 12);  // floor(0.5 * 40 * 64 / 104)
+    const factors plain = compress_svd(view_of(of, 40, 64), 12);
+    CHECK(std::memcmp(f.load("other.weight.lowrank_a").data(), plain.a.data(), std::size_t(plain.a.nbytes())) == 0);
+    errors[method] = output_error(w, a, b, x);
+  }
+  // On the activations with outliers: SVD > ASVD > SVD-LLM in output error, as published.
+  INFO("svd " << errors[file_method::svd] << ", asvd " << errors[file_method::asvd] << ", svd-llm "
+              << errors[file_method::svd_llm]);
+  CHECK(errors[file_method::svd_llm] < 0.5 * errors[file_method::svd]);
+  CHECK(errors[file_method::asvd] < errors[file_method::svd]);
+  CHECK(errors[file_method::svd_llm] < errors[file_method::asvd]);
+}
+
+TEST_CASE("lowrank::compress_file rejects bad activation files and calibration settings",
+          "[lowrank][safetensors][errors]") {
+  using namespace cinch::lowrank;
+  const std::vector<float> wf = to_f32(gaussian(48, 64, 41));
+  const temp_file in("bad_act"), out("bad_act_out");
+  const std::vector<std::pair<std::string, tensor_view>> tensors{{"layer.weight", view_of(wf, 48, 64)}};
+  save_safetensors(in.path(), tensors);
+  const temp_dir dir("bad");
+  const std::string file = dir.file("layer.weight.npy");
+  const file_options svd_llm{.method = file_method::svd_llm, .calibration = dir.path()};
+
+  const std::vector<float> narrow = to_f32(gaussian(100, 63, 42));
+  save_npy(file, view_of(narrow, 100, 63));
+  require_error([&] { (void)compress_file(in.path(), out.path(), svd_llm); }, errc::shape_mismatch,
+                {"lowrank::compress_file", "tensor 'layer.weight'", file.c_str(),
+                 "must hold inputs [tokens >= 1, 64] of the [48, 64] weight, got [100, 63]"});
+  save_npy(file, tensor_view(narrow.data(), dtype::f32, {64}));
+  require_error([&] { (void)compress_file(in.path(), out.path(), svd_llm); }, errc::shape_mismatch,
+                {file.c_str(), "got [64]"});
+  save_npy(file, tensor_view(narrow.data(), dtype::f32, {0, 64}));
+  require_error([&] { (void)compress_file(in.path(), out.path(), svd_llm); }, errc::shape_mismatch,
+                {file.c_str(), "got [0, 64]"});
+  const std::vector<std::int32_t> ints(640);
+  save_npy(file, tensor_view(ints.data(), dtype::i32, {10, 64}));
+  require_error([&] { (void)compress_file(in.path(), out.path(), svd_llm); }, errc::invalid_argument,
+                {file.c_str(), "must hold f32 inputs, got i32"});
+  std::vector<float> nan = to_f32(gaussian(10, 64, 43));
+  nan[70] = std::numeric_limits<float>::quiet_NaN();
+  save_npy(file, view_of(nan, 10, 64));
+  require_error([&] { (void)compress_file(in.path(), out.path(), svd_llm); }, errc::invalid_argument,
+                {file.c_str(), "x must be finite, got NaN in row 1 column 6"});
+  { std::ofstream(file, std::ios::binary) << "not an npy file"; }
+  require_error([&] { (void)compress_file(in.path(), out.path(), svd_llm); }, errc::corrupt_data,
+                {"tensor 'layer.weight', activation file", file.c_str(), "load_npy"});
+
+  require_error([&] { (void)compress_file(in.path(), out.path(), {.method = file_method::asvd}); },
+                errc::invalid_argument, {"lowrank::compress_file", "method asvd needs calibration", "got none"});
+  require_error([&] { (void)compress_file(in.path(), out.path(), {.calibration = dir.path()}); },
+                errc::invalid_argument, {"calibration is for asvd and svd-llm, got method svd"});
+  require_error(
+      [&] {
+        (void)compress_file(in.path(), out.path(), {.method = file_method::svd_llm, .calibration = dir.file("none")});
+      },
+      errc::invalid_argument, {"calibration must be a directory, got '", dir.file("none").c_str()});
 }
