@@ -256,7 +256,7 @@ std::vector<std::int32_t> document::ranked(std::int32_t u0, std::int32_t u1) con
   for (const part& p : parts) {
     if (p.dropped) continue;
     for (std::int32_t u = std::max(p.unit0, u0); u < std::min(p.unit1, u1); ++u)
-      if (!units[std::size_t(u)].forced)
+      if (!units[std::size_t(u)].forced && !units[std::size_t(u)].dropped)
         keys.push_back(std::uint64_t(~ordered_bits(units[std::size_t(u)].score)) << 32 | std::uint32_t(u));
   }
   sort_keys(keys);

@@ -34,6 +34,7 @@ struct unit {
   std::int32_t tokens;
   bool forced;
   float score;
+  bool dropped = false;  // removed by a coarse filter: never ranked, so never kept
 };
 
 struct part_spec {
@@ -85,7 +86,7 @@ class document {
   // keep = all tokens of forced units (of parts not dropped), 0 elsewhere.
   void reset_keep();
   [[nodiscard]] std::int64_t kept_tokens() const;
-  // Non-forced units of [u0, u1) in parts not dropped, best first (score
+  // Non-forced, non-dropped units of [u0, u1) in parts not dropped, best first (score
   // descending, index ascending).
   [[nodiscard]] std::vector<std::int32_t> ranked(std::int32_t u0, std::int32_t u1) const;
   [[nodiscard]] std::vector<std::int32_t> ranked() const { return ranked(0, std::int32_t(units.size())); }

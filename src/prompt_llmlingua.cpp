@@ -30,6 +30,10 @@ struct prompt_doc {
   [[nodiscard]] std::span<const std::int32_t> ids_of_context(std::size_t i) const {
     return std::span(ids).subspan(std::size_t(context(i).tok0), std::size_t(tokens_of(i)));
   }
+  // Tokens of unit u unless the sentence filter dropped it.
+  [[nodiscard]] std::int64_t live_tokens(std::int32_t u) const {
+    return doc.units[std::size_t(u)].dropped ? 0 : doc.units[std::size_t(u)].tokens;
+  }
   // Tokens of forced units in units [u0, u1).
   [[nodiscard]] std::int64_t forced_tokens(std::int32_t u0, std::int32_t u1) const {
     std::int64_t n = 0;
@@ -95,6 +99,53 @@ std::vector<std::size_t> coarse_filter(prompt_doc& p, const std::vector<std::siz
     }
   }
   return kept;
+}
+
+// LLMLingua's sentence-level filter over the kept contexts: each context's tokens
+// scored alone, sentences ranked by mean loss (highest first, ties to the earlier
+// one) and kept until their tokens reach ratio * context target (the one that
+// crosses it included); the non-forced units of the others are dropped.
+void sentence_filter(std::string_view fn, prompt_doc& p, const lm_scorer& lm, const std::vector<std::size_t>& kept,
+                     double ratio) {
+  detail::document& doc = p.doc;
+  struct sentence {
+    std::int32_t u0, u1;
+    std::int64_t tokens;
+  };
+  std::vector<sentence> sentences;
+  std::vector<double> loss;  // mean per sentence
+  for (const std::size_t c : kept) {
+    const detail::part& part = p.context(c);
+    const std::vector<float> lp = detail::checked_log_probs(fn, lm, {}, p.ids_of_context(c));
+    for (std::int32_t t = part.tok0; t < part.tok1; ++t) doc.scores[std::size_t(t)] = -lp[std::size_t(t - part.tok0)];
+    doc.score_units(aggregation::mean, part.unit0, part.unit1);
+    const std::vector<text_range> ranges = segment(std::string_view(doc.original).substr(part.begin, part.end - part.begin),
+                                                   granularity::sentence);
+    std::size_t r = 0;
+    for (std::int32_t u = part.unit0; u < part.unit1; ++u) {
+      const std::size_t at = doc.atoms[std::size_t(doc.units[std::size_t(u)].atom0)].begin - part.begin;
+      const bool opens = u == part.unit0 || (r + 1 < ranges.size() && ranges[r + 1].begin <= at);
+      while (r + 1 < ranges.size() && ranges[r + 1].begin <= at) ++r;
+      if (opens) sentences.push_back({u, u, 0}), loss.push_back(0.0);
+      sentence& s = sentences.back();
+      s.u1 = u + 1;
+      s.tokens += doc.units[std::size_t(u)].tokens;
+      for (std::int32_t t = doc.token_range(u).first; t < doc.token_range(u).second; ++t)
+        loss.back() += double(doc.scores[std::size_t(t)]);
+    }
+  }
+  for (std::size_t i = 0; i < sentences.size(); ++i)
+    loss[i] = sentences[i].tokens ? loss[i] / double(sentences[i].tokens) : 0.0;
+  const double limit = ratio * double(p.context_target);
+  double used = 0;
+  for (const std::size_t i : by_relevance(loss)) {
+    if (used < limit) {
+      used += double(sentences[i].tokens);
+      continue;
+    }
+    for (std::int32_t u = sentences[i].u0; u < sentences[i].u1; ++u)
+      if (!doc.units[std::size_t(u)].forced) doc.units[std::size_t(u)].dropped = true;
+  }
 }
 
 // The k-th largest of values (1-based), or +inf for k < 1.
@@ -168,6 +219,9 @@ result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_score
   if (!(o.context_budget_scale > 0) || !std::isfinite(o.context_budget_scale))
     cinch::detail::fail(errc::invalid_argument, fn, "context_budget_scale must be finite and > 0, got ",
                         std::to_string(o.context_budget_scale));
+  if (!(o.token_budget_ratio > 0) || !std::isfinite(o.token_budget_ratio))
+    cinch::detail::fail(errc::invalid_argument, fn, "token_budget_ratio must be finite and > 0, got ",
+                        std::to_string(o.token_budget_ratio));
   prompt_doc p = make_prompt(fn, parts, tok, o.structure, o.level, o.budget, o.keep_split);
   detail::document& doc = p.doc;
   const bool partial = o.level != granularity::sentence && o.level != granularity::line;
@@ -186,7 +240,10 @@ result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_score
     std::sort(kept.begin(), kept.end());
   }
 
-  // 2. Fine: segments of whole units, at most iterative_size tokens (at least one unit).
+  if (o.sentence_filter) sentence_filter(fn, p, lm, kept, o.token_budget_ratio);
+
+  // 2. Fine: segments of whole units, at most iterative_size tokens (at least one unit;
+  // units dropped by the sentence filter neither count nor are scored).
   struct segment_range {
     std::int32_t u0, u1;
     bool opens_context;
@@ -197,8 +254,7 @@ result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_score
     for (std::int32_t u = part.unit0; u < part.unit1;) {
       std::int32_t end = u;
       std::int64_t n = 0;
-      while (end < part.unit1 && (end == u || n + doc.units[std::size_t(end)].tokens <= o.iterative_size))
-        n += doc.units[std::size_t(end++)].tokens;
+      while (end < part.unit1 && (end == u || n + p.live_tokens(end) <= o.iterative_size)) n += p.live_tokens(end++);
       segments.push_back({u, end, u == part.unit0});
       u = end;
     }
@@ -208,7 +264,7 @@ result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_score
   for (std::size_t s = segments.size(); s-- > 0;) {
     const std::int64_t forced = p.forced_tokens(segments[s].u0, segments[s].u1);
     std::int64_t all = 0;
-    for (std::int32_t u = segments[s].u0; u < segments[s].u1; ++u) all += doc.units[std::size_t(u)].tokens;
+    for (std::int32_t u = segments[s].u0; u < segments[s].u1; ++u) all += p.live_tokens(u);
     forced_after[s] = forced_after[s + 1] + forced;
     free_after[s] = free_after[s + 1] + all - forced;
   }
@@ -218,14 +274,19 @@ result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_score
   for (std::size_t s = 0; s < segments.size(); ++s) {
     const segment_range& seg = segments[s];
     if (seg.opens_context && !prefix.empty()) prefix.insert(prefix.end(), p.separator_ids.begin(), p.separator_ids.end());
-    const std::int32_t t0 = doc.token_range(seg.u0).first, t1 = doc.token_range(seg.u1 - 1).second;
-    const std::vector<float> lp = detail::checked_log_probs(fn, lm, prefix, std::span(p.ids).subspan(std::size_t(t0), std::size_t(t1 - t0)));
-    for (std::int32_t t = t0; t < t1; ++t) doc.scores[std::size_t(t)] = -lp[std::size_t(t - t0)];
+    std::vector<std::int32_t> live;  // the segment's tokens, less those the sentence filter dropped
+    for (std::int32_t u = seg.u0; u < seg.u1; ++u)
+      if (!doc.units[std::size_t(u)].dropped)
+        for (std::int32_t t = doc.token_range(u).first; t < doc.token_range(u).second; ++t) live.push_back(t);
+    std::vector<std::int32_t> live_ids(live.size());
+    for (std::size_t i = 0; i < live.size(); ++i) live_ids[i] = p.ids[std::size_t(live[i])];
+    const std::vector<float> lp = live.empty() ? std::vector<float>() : detail::checked_log_probs(fn, lm, prefix, live_ids);
+    for (std::size_t i = 0; i < live.size(); ++i) doc.scores[std::size_t(live[i])] = -lp[i];
     doc.score_units(aggregation::mean, seg.u0, seg.u1);
     // The dynamic threshold over every loss so far, this segment's included. Losses
     // equal to it share the places left at the threshold in proportion.
     for (std::int32_t u = seg.u0; u < seg.u1; ++u)
-      if (!doc.units[std::size_t(u)].forced)
+      if (!doc.units[std::size_t(u)].forced && !doc.units[std::size_t(u)].dropped)
         history.insert(history.end(), std::size_t(doc.units[std::size_t(u)].tokens), doc.units[std::size_t(u)].score);
     // tau: what the budget still allows for the free tokens from here on, so a
     // segment that kept more than its share lowers the ratio of the rest.
@@ -238,7 +299,7 @@ result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_score
     std::int64_t above = 0, tied = 0;
     for (std::int32_t u = seg.u0; u < seg.u1; ++u) {
       const detail::unit& x = doc.units[std::size_t(u)];
-      if (x.forced) continue;
+      if (x.forced || x.dropped) continue;
       if (x.score > threshold) above += x.tokens;
       else if (x.score == threshold) tied += x.tokens;
     }

@@ -7,6 +7,8 @@
 #include <cinch/prompt/code.hpp>
 #include <cinch/prompt/llmlingua.hpp>
 
+#include <cmath>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -207,6 +209,66 @@ TEST_CASE("llmlingua and longllmlingua keep a planted needle at 5x", "[prompt][l
   }
 }
 
+TEST_CASE("llmlingua's sentence filter drops the least surprising sentences whole", "[prompt][llmlingua]") {
+  // Losses by token ("." 1 everywhere): sentences 0 and 2 surprising throughout;
+  // sentence 1 dull but for one very surprising token; sentence 3 dull.
+  const std::vector<std::string> sentences = {"Whales swim deep.", " Calm seas rest quietly.", " Birds fly low.",
+                                              " Rain falls now."};
+  const std::vector<std::vector<float>> word_loss = {{12, 12, 12, 12}, {1, 1, 1, 20}, {9, 9, 9}, {2, 2, 2}};
+  std::map<std::int32_t, float> loss;
+  std::string text;
+  std::vector<std::pair<std::size_t, std::size_t>> bytes;  // each sentence's bytes in text
+  std::vector<std::int64_t> tokens;
+  for (std::size_t i = 0; i < sentences.size(); ++i) {
+    const auto t = gpt2().encode(sentences[i]);
+    REQUIRE(t.size() == word_loss[i].size() + 1);  // its words, then "."
+    for (std::size_t k = 0; k + 1 < t.size(); ++k) loss[t[k].id] = word_loss[i][k];
+    bytes.emplace_back(text.size(), text.size() + sentences[i].size());
+    tokens.push_back(std::int64_t(t.size()));
+    text += sentences[i];
+  }
+  REQUIRE(gpt2().count(text) == 18);
+  const lm_scorer_fn lm([&](auto, std::span<const std::int32_t> ids) {
+    std::vector<float> out;
+    for (const std::int32_t id : ids) out.push_back(loss.count(id) ? -loss[id] : -1.0f);
+    return out;
+  });
+  const prompt_parts parts{"", {text}, ""};
+  auto kept_in = [&](const result& r, std::size_t s) {
+    std::int64_t n = 0;
+    for (const scored_token& t : r.tokens) n += t.kept && t.begin >= bytes[s].first && t.end <= bytes[s].second;
+    return n;
+  };
+  llmlingua_options o = ll({1.0, 8});
+  o.sentence_filter = true;
+  o.token_budget_ratio = 1.0;
+  // Ranked by mean loss: 0 (49 / 5 = 9.8), 2 (28 / 4 = 7), 1 (24 / 5 = 4.8), 3 (7 / 4).
+  // A budget of 8 tokens keeps sentence 0 (5 tokens, below 8) and sentence 2 (crossing
+  // it, 9 tokens); the fine step then drops one token of those.
+  const result r = llmlingua(parts, gpt2(), lm, o);
+  check_result(parts, r);
+  CHECK(r.compressed_tokens == 8);
+  CHECK(kept_in(r, 1) == 0);
+  CHECK(kept_in(r, 3) == 0);
+  CHECK(kept_in(r, 0) + kept_in(r, 2) == 8);
+  CHECK(r.tokens[std::size_t(tokens[0] + tokens[1] + tokens[2])].score == 2.0f);  // a dropped sentence's loss
+  // Without the filter the fine step keeps sentence 1's surprising token.
+  o.sentence_filter = false;
+  CHECK(kept_in(llmlingua(parts, gpt2(), lm, o), 1) == 1);
+  // A sentence budget of one token keeps sentence 0 only: the target is an upper bound then.
+  o = ll({1.0, 8});
+  o.sentence_filter = true;
+  o.token_budget_ratio = 1.0 / 8;
+  const result only0 = llmlingua(parts, gpt2(), lm, o);
+  CHECK(only0.text == sentences[0]);
+  CHECK(only0.compressed_tokens == tokens[0]);
+  // A generous sentence budget drops nothing: the same result as without the filter.
+  o.token_budget_ratio = 10;
+  const result all = llmlingua(parts, gpt2(), lm, o);
+  o.sentence_filter = false;
+  CHECK(all.text == llmlingua(parts, gpt2(), lm, o).text);
+}
+
 TEST_CASE("knapsack: exact matches brute force, greedy beyond the limits", "[prompt][code]") {
   std::mt19937 rng(11);
   for (int trial = 0; trial < 200; ++trial) {
@@ -293,6 +355,10 @@ TEST_CASE("llmlingua family: bad input", "[prompt][llmlingua][errors]") {
   o.context_budget_scale = 0;
   require_error([&] { (void)llmlingua(parts, gpt2(), moby_lm(), o); }, errc::invalid_argument,
                 {"context_budget_scale must be finite and > 0"});
+  o = {};
+  o.token_budget_ratio = NAN;
+  require_error([&] { (void)llmlingua(parts, gpt2(), moby_lm(), o); }, errc::invalid_argument,
+                {"prompt::llmlingua", "token_budget_ratio must be finite and > 0"});
   longllmlingua_options lo;
   lo.dynamic_ratio = 2;
   require_error([&] { (void)longllmlingua(parts, gpt2(), moby_lm(), lo); }, errc::invalid_argument,

@@ -36,6 +36,13 @@ struct prompt_parts {
 //    context_budget_scale * (context target) + context_budget_extra (the one that
 //    crosses it included, so the fine step has enough to meet the target); the
 //    original order is restored.
+// 1b. Sentences (sentence_filter, LLMLingua's use_sentence_level_filter; off by
+//    default as there): the tokens of each kept context are scored alone (loss
+//    l = -ln p, no prefix), sentences (segment.hpp) across the kept contexts are
+//    ranked by mean loss, highest first (ties: the earlier one), and kept until
+//    their tokens reach token_budget_ratio * (context target), the one that
+//    crosses it included; the others leave the prompt before the fine step (their
+//    protected structure stays). Token scores of a dropped sentence: these losses.
 // 2. Fine, iterative: the kept contexts are cut into segments of about
 //    iterative_size tokens (at unit boundaries); each is scored with the kept
 //    tokens of all earlier segments as prefix, loss l = -ln p (a unit's: the mean
@@ -56,6 +63,8 @@ struct llmlingua_options {
   bool context_filter = true;
   double context_budget_scale = 1.0;       // the "*k" of LLMLingua's context_budget
   std::int64_t context_budget_extra = 100;  // its "+100"
+  bool sentence_filter = false;
+  double token_budget_ratio = 1.4;         // the sentence filter's budget over the context target
   bool keep_split = false;                 // keep every "\n\n" inside contexts
   granularity level = granularity::token;  // word keeps words whole
   structure_options structure;             // applied to each context; protect ranges in assemble()'s bytes
