@@ -196,7 +196,7 @@ void document::build(std::span<const part_spec> specs, std::span<const std::span
         if (a > p.atom0 && starts[next] + p.begin > atoms[std::size_t(a - 1)].begin) boundary = true;
         ++next;
       }
-      if (boundary) units.push_back({a, a + 1, atom_tokens(x), x.forced, 0.0f});
+      if (boundary) units.push_back({a, a + 1, atom_tokens(x), x.forced, false, 0.0f});
       else units.back().atom1 = a + 1, units.back().tokens += atom_tokens(x);
     }
     p.unit1 = std::int32_t(units.size());

@@ -33,8 +33,8 @@ struct unit {
   std::int32_t atom0, atom1;
   std::int32_t tokens;
   bool forced;
+  bool dropped;  // removed by a coarse filter: never ranked, so never kept
   float score;
-  bool dropped = false;  // removed by a coarse filter: never ranked, so never kept
 };
 
 struct part_spec {
