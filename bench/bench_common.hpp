@@ -3,8 +3,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <ctime>
+#include <random>
 #include <thread>
+#include <vector>
 
 namespace cinch_bench {
 
@@ -19,6 +22,15 @@ inline double seconds_now(int threads) {
     return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
   }
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// n values from N(0, 1), reproducible from `seed`.
+inline std::vector<float> normal_values(std::size_t n, unsigned seed) {
+  std::vector<float> x(n);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& e : x) e = normal(rng);
+  return x;
 }
 
 }  // namespace cinch_bench

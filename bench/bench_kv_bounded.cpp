@@ -30,13 +30,7 @@ constexpr int kv_heads = 8, query_heads = 32, head_dim = 128;
 constexpr std::int64_t budget = 4096;
 const format stored{scheme::q8_0};
 
-std::vector<float> normal_values(std::size_t n, unsigned seed) {
-  std::vector<float> x(n);
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (float& e : x) e = normal(rng);
-  return x;
-}
+using cinch_bench::normal_values;
 
 // 256 distinct decode tokens, reused in turn, and one query.
 const std::vector<float>& tokens() {

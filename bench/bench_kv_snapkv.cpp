@@ -34,13 +34,7 @@ using namespace cinch::kv;
 constexpr int heads = 32, head_dim = 128, window = 64;
 constexpr std::int64_t tokens = 32768;
 
-std::vector<float> normal_values(std::size_t n, unsigned seed) {
-  std::vector<float> x(n);
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (float& e : x) e = normal(rng);
-  return x;
-}
+using cinch_bench::normal_values;
 
 const cache& filled() {
   static const cache c = [] {

@@ -7,13 +7,11 @@
 
 #include "attention_kernels.hpp"
 #include "cinch/core/tensor.hpp"
+#include "cinch/core/backend.hpp"
 #include "cinch/detail/checks.hpp"
 #include "cinch/ref/attention.hpp"
 #include "dispatch.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace cinch {
 namespace detail {
@@ -50,17 +48,9 @@ namespace {
 // queries live on the task's stack (2 x 8192 floats at most).
 constexpr int stack_floats = 8192;
 
-int max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 // Token splits per head: enough tasks for every thread, at least 512 tokens per split.
 int choose_splits(std::int64_t longest, int kv_heads, int capacity) {
-  const int threads = max_threads();
+  const int threads = cinch::threads();
   if (capacity <= 1 || kv_heads >= threads) return 1;
   const std::int64_t wanted = (2 * std::int64_t(threads) + kv_heads - 1) / kv_heads;
   const std::int64_t by_length = std::max<std::int64_t>(1, longest / 512);
@@ -168,7 +158,7 @@ void run_cache(const cache& c, int layer, const tensor_view& q, const tensor_vie
 }  // namespace
 
 attention_workspace::attention_workspace(int query_heads, int head_dim, int splits, device where)
-    : query_heads_(query_heads), head_dim_(head_dim), splits_(splits > 0 ? splits : 4 * max_threads()) {
+    : query_heads_(query_heads), head_dim_(head_dim), splits_(splits > 0 ? splits : 4 * cinch::threads()) {
   constexpr std::string_view fn = "kv::attention_workspace";
   if (query_heads < 1) detail::fail(errc::invalid_argument, fn, "query_heads must be >= 1, got ", query_heads);
   if (head_dim < 1) detail::fail(errc::invalid_argument, fn, "head_dim must be >= 1, got ", head_dim);

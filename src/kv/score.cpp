@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "attention_kernels.hpp"
+#include "cinch/core/backend.hpp"
 #include "cinch/detail/checks.hpp"
 #include "cinch/ref/attention.hpp"
 #include "cinch/ref/hadamard.hpp"
@@ -30,13 +31,6 @@ constexpr float inf = std::numeric_limits<float>::infinity();
 constexpr int tile = 16;        // tokens per key tile
 constexpr int row_block = 64;   // window queries whose attention rows are held at once
 
-int max_threads() noexcept {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
 int thread_id() noexcept {
 #if defined(_OPENMP)
   return omp_get_thread_num();
@@ -254,7 +248,7 @@ std::vector<std::vector<float>> window_scores(const layer_heads& layer, const te
     const std::int64_t T = layer.heads[std::size_t(h / g)].tokens;
     out[std::size_t(h)].assign(std::size_t(kind == reduction::prefix_mean ? T - w : T), 0.0f);
   }
-  const int threads = std::max(1, std::min(max_threads(), q_heads));
+  const int threads = std::max(1, std::min(cinch::threads(), q_heads));
   const std::int64_t rows = std::min<std::int64_t>(w, row_block);
   const std::size_t per_thread = std::size_t(rows * (layer.longest + d));  // attention rows, their queries
   std::vector<float> scratch(per_thread * std::size_t(threads));
@@ -382,7 +376,7 @@ std::vector<head_scores> per_head(const layer_heads& layer, std::size_t scratch_
   const int kv_heads = int(layer.heads.size());
   std::vector<head_scores> out(static_cast<std::size_t>(kv_heads));
   for (int h = 0; h < kv_heads; ++h) out[std::size_t(h)].resize(std::size_t(layer.heads[std::size_t(h)].tokens));
-  const int threads = std::max(1, std::min(max_threads(), kv_heads));
+  const int threads = std::max(1, std::min(cinch::threads(), kv_heads));
   std::vector<float> scratch(scratch_floats * std::size_t(threads));
   const bool parallel = threads > 1 && layer.longest * layer.head_dim >= 16384;
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (parallel)
@@ -639,7 +633,7 @@ std::vector<head_scores> expected_attention(std::string_view fn, const layer_hea
 
   std::vector<std::vector<float>> per_query(static_cast<std::size_t>(q_heads));
   for (int h = 0; h < q_heads; ++h) per_query[std::size_t(h)].assign(std::size_t(layer.heads[std::size_t(h / g)].tokens), 0.0f);
-  const int threads = std::max(1, std::min(max_threads(), q_heads));
+  const int threads = std::max(1, std::min(cinch::threads(), q_heads));
   // per thread: the statistics' rows, sigma, mu, a tile with its row buffer (or a centered row)
   const std::size_t per_thread = std::size_t((n + d + 1 + tile + 1) * d);
   const std::size_t per_thread_sums = std::size_t(d + std::int64_t(d) * d);

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cinch/core/backend.hpp"
 #include "cinch/detail/checks.hpp"
 #include "cinch/detail/rows.hpp"
 #include "cinch/ref/topk.hpp"
@@ -18,9 +19,6 @@
 #include "kv/group_kernels.hpp"
 #include "kv/topk_kernels.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 #if CINCH_WITH_CUDA
 #include "cuda/topk_backend.hpp"
 #endif
@@ -43,15 +41,6 @@ namespace kv {
 namespace {
 
 constexpr std::int64_t max_row = std::numeric_limits<std::int32_t>::max();
-
-// Threads used by top_k: contiguous runs of rows, one scratch buffer per run.
-int max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
 
 // Best k of x[0, n) (ascending indices) with the active kernel.
 class row_selector {
@@ -136,7 +125,7 @@ void top_k(const tensor_view& scores, std::int64_t k, const tensor_view& indices
   }
 #endif
   const detail::topk_kernels& kernels = detail::active_topk_kernels();
-  const std::int64_t runs = std::min<std::int64_t>(in.rows, max_threads());
+  const std::int64_t runs = std::min<std::int64_t>(in.rows, cinch::threads());
   const std::int64_t words = detail::topk_scratch_words(n);
   std::vector<std::int32_t> scratch(static_cast<std::size_t>(runs * words));
   detail::parallel_tasks(runs, scores.numel(), [&](std::int64_t run) {
