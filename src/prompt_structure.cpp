@@ -197,8 +197,9 @@ void inline_ranges(std::string_view s, std::size_t b, std::size_t e, ranges& pro
       const std::size_t stop = close == std::string_view::npos ? p + 1 : close + 1;
       if (close != std::string_view::npos && close + 1 < e && s[close + 1] == '>') add(prot, p, close + 2), p = close + 2;
       else add(prot, p, stop), p = stop;
-    } else if ((c == 'h' || c == 'w') && (s.substr(p, 7) == "http://" || s.substr(p, 8) == "https://" ||
-                                          s.substr(p, 4) == "www.")) {  // bare URLs, less trailing punctuation
+    } else if (p + 1 < e && s[p + 1] == (c == 'h' ? 't' : 'w') &&  // most h and w start no URL: one byte tells
+               (s.substr(p, 7) == "http://" || s.substr(p, 8) == "https://" ||
+                s.substr(p, 4) == "www.")) {  // bare URLs, less trailing punctuation
       std::size_t q = p;
       while (q < e && !std::isspace(static_cast<unsigned char>(s[q])) && s[q] != '<' && s[q] != '>' && s[q] != '"')
         ++q;

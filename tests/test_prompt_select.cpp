@@ -430,6 +430,9 @@ TEST_CASE("analyze_structure protects the right bytes", "[prompt][select]") {
   structure_options md;
   CHECK(protected_text("# Title here\nSee [docs](http://x.y/z) and `code` now.", md) ==
         "[# ][\n][[][](http://x.y/z)][`code`]");
+  // Bare URLs less trailing punctuation; words starting with h or w are no URLs.
+  CHECK(protected_text("Whales: see https://a.b/c, http://d.e and www.f.org. Who wha hw ww. h", md) ==
+        "[https://a.b/c][http://d.e][www.f.org]");
   CHECK(protected_text("<|im_start|>user\nHi there<|im_end|>", md) == "[<|im_start|>user\n][<|im_end|>]");
   CHECK(protected_text("a | b\nc", md) == "");  // a pipe alone is no table
   CHECK(protected_text("| a | b |\n|---|---|\n| c | d |", md) == "[|][|][|\n|---|---|\n|][|][|]");
