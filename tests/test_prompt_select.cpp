@@ -79,6 +79,11 @@ TEST_CASE("segment: words, phrases and sentences", "[prompt][select]") {
   CHECK(pieces("Hello, world!  It's half-done (really).", granularity::word) ==
         strings{"Hello", ",", " world", "!", "  It's", " half-done", " (really)", "."});
   CHECK(pieces("我爱你。OK", granularity::word) == strings{"我", "爱", "你", "。", "OK"});
+  // Words across 8-byte blocks: control characters and DEL stay inside a word,
+  // U+00A0 and tabs separate, a non-ASCII letter does not.
+  CHECK(pieces("abcdefgh\x01ijklmnopq\x7Frs tuvwxyz\xC3\xA9" "12345678\xC2\xA0" "end\tlast abcdefghijklmnop.",
+               granularity::word) == strings{"abcdefgh\x01ijklmnopq\x7Frs", " tuvwxyz\xC3\xA9" "12345678",
+                                             "\xC2\xA0" "end", "\tlast", " abcdefghijklmnop", "."});
   CHECK(pieces("  lead\n", granularity::word) == strings{"  lead", "\n"});
   CHECK(pieces("The old man of the sea went to the boat, slowly.", granularity::phrase) ==
         strings{"The old man", " of the sea went", " to the boat", ",", " slowly", "."});
