@@ -159,9 +159,23 @@ void document::build(std::span<const part_spec> specs, std::span<const std::span
             local_structure.protect.push_back({std::max(r.begin, p.begin) - p.begin, std::min(r.end, p.end) - p.begin});
         plan = analyze_structure(text, local_structure);
       }
+      // Units: a new one at each level boundary and wherever forcing changes; each
+      // atom joins one as it is cut, while it is still in cache.
+      std::vector<std::size_t> starts;
+      if (level != granularity::token) starts = unit_starts(text, level);
+      std::size_t next = 0;
       range_cursor at_cut(plan.protect), in_atom(plan.protect), escapes(plan.unbreakable);
       auto close = [&](std::size_t b, std::size_t e, std::int32_t t0, std::int32_t t1) {
-        atoms.push_back({b + p.begin, e + p.begin, t0 + p.tok0, t1 + p.tok0, in_atom.overlaps(b, e) || t0 == t1});
+        const bool forced = in_atom.overlaps(b, e) || t0 == t1;
+        const auto a = std::int32_t(atoms.size());
+        bool boundary = a == p.atom0 || level == granularity::token || forced != atoms.back().forced;
+        while (next < starts.size() && starts[next] <= b) {
+          if (a > p.atom0 && starts[next] + p.begin > atoms.back().begin) boundary = true;
+          ++next;
+        }
+        atoms.push_back({b + p.begin, e + p.begin, t0 + p.tok0, t1 + p.tok0, forced});
+        if (boundary) units.push_back({a, a + 1, t1 - t0, forced, false, 0.0f});
+        else units.back().atom1 = a + 1, units.back().tokens += t1 - t0;
       };
       if (local.empty()) {
         close(0, text.size(), 0, 0);  // text without tokens: kept as it is
@@ -185,20 +199,6 @@ void document::build(std::span<const part_spec> specs, std::span<const std::span
       }
     }
     p.atom1 = std::int32_t(atoms.size());
-    // Units: a new one at each level boundary and wherever forcing changes.
-    std::vector<std::size_t> starts;
-    if (level != granularity::token && !text.empty()) starts = unit_starts(text, level);
-    std::size_t next = 0;
-    for (std::int32_t a = p.atom0; a < p.atom1; ++a) {
-      const atom& x = atoms[std::size_t(a)];
-      bool boundary = a == p.atom0 || level == granularity::token || x.forced != atoms[std::size_t(a - 1)].forced;
-      while (next < starts.size() && starts[next] + p.begin <= x.begin) {
-        if (a > p.atom0 && starts[next] + p.begin > atoms[std::size_t(a - 1)].begin) boundary = true;
-        ++next;
-      }
-      if (boundary) units.push_back({a, a + 1, atom_tokens(x), x.forced, false, 0.0f});
-      else units.back().atom1 = a + 1, units.back().tokens += atom_tokens(x);
-    }
     p.unit1 = std::int32_t(units.size());
     order.push_back(std::int32_t(parts.size()));
     parts.push_back(p);
