@@ -164,16 +164,18 @@ void document::build(std::span<const part_spec> specs, std::span<const std::span
       std::vector<std::size_t> starts;
       if (level != granularity::token) starts = unit_starts(text, level);
       std::size_t next = 0;
+      bool prev_forced = false;  // the atom before's
       range_cursor at_cut(plan.protect), in_atom(plan.protect), escapes(plan.unbreakable);
       auto close = [&](std::size_t b, std::size_t e, std::int32_t t0, std::int32_t t1) {
         const bool forced = in_atom.overlaps(b, e) || t0 == t1;
         const auto a = std::int32_t(atoms.size());
-        bool boundary = a == p.atom0 || level == granularity::token || forced != atoms.back().forced;
+        bool boundary = a == p.atom0 || level == granularity::token || forced != prev_forced;
+        prev_forced = forced;
         while (next < starts.size() && starts[next] <= b) {
           if (a > p.atom0 && starts[next] + p.begin > atoms.back().begin) boundary = true;
           ++next;
         }
-        atoms.push_back({b + p.begin, e + p.begin, t0 + p.tok0, t1 + p.tok0, forced});
+        atoms.push_back({b + p.begin, e + p.begin, t0 + p.tok0, t1 + p.tok0});
         if (boundary) units.push_back({a, a + 1, t1 - t0, forced, false, 0.0f});
         else units.back().atom1 = a + 1, units.back().tokens += t1 - t0;
       };

@@ -21,11 +21,11 @@
 namespace cinch::prompt::detail {
 
 // The smallest deletable piece: bytes [begin, end) of the original holding
-// tokens [tok0, tok1).
+// tokens [tok0, tok1). (Whether it is forced lives in its unit: 24 bytes, as
+// every pass over a large prompt reads them.)
 struct atom {
   std::size_t begin, end;
   std::int32_t tok0, tok1;
-  bool forced;
 };
 
 // Atoms [atom0, atom1), ranked as one.
