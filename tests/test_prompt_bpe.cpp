@@ -188,6 +188,15 @@ TEST_CASE("utf8 helpers decode, validate and find boundaries per RFC 3629", "[pr
   CHECK(decode_utf8("\x80", 0, cp) == 0);              // lone continuation
   CHECK(find_invalid_utf8("ok 世界") == std::string_view::npos);
   CHECK(find_invalid_utf8("ok \xE4\xB8") == 3);
+  static_assert(find_invalid_utf8("ok \xE4\xB8") == 3);  // usable at compile time too
+  // ASCII runs are skipped in blocks of eight: whatever follows one is still checked exactly.
+  for (std::size_t run = 0; run < 20; ++run) {
+    const std::string a(run, 'a');
+    CHECK(find_invalid_utf8(a + "\xFF" + std::string(10, 'b')) == run);
+    CHECK(find_invalid_utf8(a + "\x80" + "\xE4\xB8\x96") == run);
+    CHECK(find_invalid_utf8(a + "\xE4\xB8\x96" + std::string(9, 'c') + "\xC3") == run + 12);
+    CHECK(find_invalid_utf8(a + "\xE4\xB8\x96" + std::string(9, 'c') + "\xC3\xA9") == std::string_view::npos);
+  }
   const std::string_view s = "a世";
   CHECK(is_char_boundary(s, 0));
   CHECK(is_char_boundary(s, 1));

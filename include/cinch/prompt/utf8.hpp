@@ -5,8 +5,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace cinch::prompt {
 
@@ -47,8 +49,14 @@ namespace cinch::prompt {
   std::size_t pos = 0;
   char32_t cp = 0;
   while (pos < s.size()) {
-    if (static_cast<std::uint8_t>(s[pos]) < 0x80) {  // ASCII needs no decoding
+    if (static_cast<std::uint8_t>(s[pos]) < 0x80) {  // ASCII needs no decoding; eight bytes at a time at run time
       ++pos;
+      if (!std::is_constant_evaluated()) {
+        for (std::uint64_t x = 0; pos + 8 <= s.size(); pos += 8) {
+          std::memcpy(&x, s.data() + pos, 8);
+          if (x & 0x8080808080808080u) break;
+        }
+      }
       continue;
     }
     const int n = decode_utf8(s, pos, cp);
