@@ -123,6 +123,7 @@ class document {
     for (std::int32_t u = u0; u < u1; ++u) {
       const unit& x = units[std::size_t(u)];
       std::int32_t budget = keep[std::size_t(u)];
+      if (budget == 0 && !x.forced) continue;  // most units at high compression: their atoms (>= 1 token each) stay unread
       for (std::int32_t a = x.atom0; a < x.atom1; ++a) {
         const atom& at = atoms[std::size_t(a)];
         if (!x.forced) {
