@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "cinch/core/error.hpp"
 #include "cinch/prompt/unicode.hpp"
@@ -67,20 +68,32 @@ std::uint32_t ordered_bits(float f) {
 }
 
 // Sorts keys (score bits << 32 | index) ascending. Large inputs: a stable LSD
-// radix sort on the 32 score bits in two 16-bit passes, so equal scores keep the
-// index order they start in; small ones: std::sort on the whole key.
+// radix sort on the 32 score bits in three 11-bit passes (histograms of 2048
+// buckets keep the scatter cache-friendly; all three come from one read), so
+// equal scores keep the index order they start in; a pass where every key has
+// the same digit moves nothing and is skipped. Small inputs: std::sort on the
+// whole key.
 void sort_keys(std::vector<std::uint64_t>& keys) {
   if (keys.size() < 4096) {
     std::sort(keys.begin(), keys.end());
     return;
   }
+  constexpr int bits = 11;
+  constexpr std::size_t buckets = std::size_t(1) << bits;
+  std::vector<std::uint32_t> count(3 * buckets, 0u);
+  for (const std::uint64_t k : keys) {
+    ++count[(k >> 32) & (buckets - 1)];
+    ++count[buckets + ((k >> (32 + bits)) & (buckets - 1))];
+    ++count[2 * buckets + (k >> (32 + 2 * bits))];
+  }
   std::vector<std::uint64_t> tmp(keys.size());
-  std::vector<std::uint32_t> count(65537);
-  for (const int shift : {32, 48}) {
-    std::fill(count.begin(), count.end(), 0u);
-    for (const std::uint64_t k : keys) ++count[((k >> shift) & 0xFFFF) + 1];
-    for (std::size_t i = 0; i < 65536; ++i) count[i + 1] += count[i];
-    for (const std::uint64_t k : keys) tmp[count[(k >> shift) & 0xFFFF]++] = k;
+  for (int pass = 0; pass < 3; ++pass) {
+    std::uint32_t* c = count.data() + std::size_t(pass) * buckets;
+    const int shift = 32 + bits * pass;
+    if (c[(keys[0] >> shift) & (buckets - 1)] == keys.size()) continue;
+    std::uint32_t sum = 0;
+    for (std::size_t i = 0; i < buckets; ++i) sum += std::exchange(c[i], sum);  // exclusive prefix sums
+    for (const std::uint64_t k : keys) tmp[c[(k >> shift) & (buckets - 1)]++] = k;
     keys.swap(tmp);
   }
 }

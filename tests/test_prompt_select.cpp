@@ -119,6 +119,27 @@ TEST_CASE("select: hand-checked budgets, ties, prefixes and thresholds", "[promp
   // Ties break toward the earlier token.
   s = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
   CHECK(select(text, tokens, s, o).text == "the cat");
+  // The same order past the sizes ranked by radix sort: 9000 one-token units with
+  // scores 1, -2 and 0.5 in turn keep every 1, then the 0.5s from the first on,
+  // then of two 0.3s (tokens 1 and 4) the earlier.
+  {
+    std::string many;
+    for (int i = 0; i < 9000; ++i) many += i ? " a" : "a";
+    const std::vector<token> mt = gpt2().encode(many);
+    REQUIRE(mt.size() == 9000);
+    std::vector<float> ms(9000);
+    for (std::size_t i = 0; i < ms.size(); ++i) ms[i] = i % 3 == 0 ? 1.0f : i % 3 == 1 ? -2.0f : 0.5f;
+    ms[1] = ms[4] = 0.3f;
+    selection_options mo = o;
+    for (const std::int64_t halves : {1000, 3001}) {
+      mo.budget.target_tokens = 3000 + halves;
+      const result mr = select(many, mt, ms, mo);
+      for (std::size_t i = 0; i < ms.size(); ++i) {
+        INFO("token " << i << " of a budget with " << halves << " after the 1s");
+        REQUIRE(mr.tokens[i].kept == (i % 3 == 0 || (i % 3 == 2 && std::int64_t(i / 3) < halves) || (i == 1 && halves > 3000)));
+      }
+    }
+  }
   // Thresholds keep exactly the units above them.
   o.threshold = 0.25f;
   s = {0.1f, 0.9f, 0.3f, 0.8f, 0.2f};
