@@ -192,25 +192,24 @@ void document::build(std::span<const part_spec> specs, std::span<const std::span
         if (boundary) units.push_back({a, a + 1, t1 - t0, forced, false, 0.0f});
         else units.back().atom1 = a + 1, units.back().tokens += t1 - t0;
       };
-      if (local.empty()) {
-        close(0, text.size(), 0, 0);  // text without tokens: kept as it is
-      } else {
-        std::size_t start = 0;
-        std::int32_t t0 = 0;
-        bool space_only = all_space(text.substr(0, local.size() > 1 ? local[1].begin : text.size()));
-        for (std::size_t t = 1; t < local.size(); ++t) {
-          const std::size_t at = local[t].begin;
-          const std::size_t own_end = t + 1 < local.size() ? local[t + 1].begin : text.size();
-          const bool can_cut = at > start && is_char_boundary(text, at) && !escapes.inside(at);
-          if (can_cut && (at_cut.contains(at - 1) != at_cut.contains(at) || !space_only)) {
-            close(start, at, t0, std::int32_t(t));
-            start = at, t0 = std::int32_t(t), space_only = true;
-          }
-          const auto first = static_cast<unsigned char>(text[at]);  // most tokens start with a letter or ' ' + letter
-          space_only = space_only && (first >= 0x80 || first == ' ' || (first >= '\t' && first <= '\r')) &&
-                       all_space(text.substr(at, own_end - at));
+      // Cuts before token t (and at the end, t = n; text without tokens is one atom).
+      const std::size_t n = local.size();
+      std::size_t start = 0;
+      std::int32_t t0 = 0;
+      bool space_only = n > 0 && all_space(text.substr(0, n > 1 ? local[1].begin : text.size()));
+      for (std::size_t t = std::min<std::size_t>(n, 1);; ++t) {
+        const bool end = t >= n;
+        const std::size_t at = end ? text.size() : local[t].begin;
+        if (end || (at > start && is_char_boundary(text, at) && !escapes.inside(at) &&
+                    (at_cut.contains(at - 1) != at_cut.contains(at) || !space_only))) {
+          close(start, at, t0, std::int32_t(std::min(t, n)));  // the only call: inlined in this loop
+          if (end) break;
+          start = at, t0 = std::int32_t(t), space_only = true;
         }
-        close(start, text.size(), t0, std::int32_t(local.size()));
+        const std::size_t own_end = t + 1 < n ? local[t + 1].begin : text.size();
+        const auto first = static_cast<unsigned char>(text[at]);  // most tokens start with a letter or ' ' + letter
+        space_only = space_only && (first >= 0x80 || first == ' ' || (first >= '\t' && first <= '\r')) &&
+                     all_space(text.substr(at, own_end - at));
       }
     }
     p.atom1 = std::int32_t(atoms.size());
