@@ -325,6 +325,33 @@ void document::drop_part(std::size_t p) {
   for (std::int32_t u = parts[p].unit0; u < parts[p].unit1; ++u) keep[std::size_t(u)] = 0;
 }
 
+void document::drop_repeats(std::span<const std::string> strings) {
+  std::string_view last;  // the text of the last kept unit when it is one of strings, else empty
+  for (const part& p : parts) {
+    if (p.dropped) continue;
+    for (std::int32_t u = p.unit0; u < p.unit1; ++u) {
+      unit& x = units[std::size_t(u)];
+      if (keep[std::size_t(u)] == 0 || x.dropped) continue;
+      // The unit's text as it is ("\n"), else less its ASCII whitespace (" ?").
+      std::string_view t = std::string_view(original).substr(
+          atoms[std::size_t(x.atom0)].begin, atoms[std::size_t(x.atom1 - 1)].end - atoms[std::size_t(x.atom0)].begin);
+      auto listed = [&](std::string_view v) { return std::find(strings.begin(), strings.end(), v) != strings.end(); };
+      if (!listed(t)) {
+        constexpr std::string_view space = " \t\n\r\f\v";
+        const std::size_t b = t.find_first_not_of(space);
+        t = b == std::string_view::npos ? std::string_view() : t.substr(b, t.find_last_not_of(space) + 1 - b);
+      }
+      const bool is_string = x.forced && !t.empty() && listed(t);
+      if (is_string && t == last) {
+        x.dropped = true;
+        keep[std::size_t(u)] = 0;
+      } else {
+        last = is_string ? t : std::string_view();
+      }
+    }
+  }
+}
+
 std::string document::render(std::vector<kept_span>* spans) const {
   std::string out;
   out.reserve(original.size());

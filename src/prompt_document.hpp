@@ -33,7 +33,7 @@ struct unit {
   std::int32_t atom0, atom1;
   std::int32_t tokens;
   bool forced;
-  bool dropped;  // removed by a coarse filter: never ranked, so never kept
+  bool dropped;  // removed by a filter: never ranked, never kept (forced or not)
   float score;
 };
 
@@ -97,6 +97,9 @@ class document {
   std::int64_t remove(std::span<const std::int32_t> best_first, std::int64_t amount, bool partial);
   // Drops a part whole (its units no longer count or render).
   void drop_part(std::size_t p);
+  // Drops each kept forced unit whose text, less surrounding whitespace, is one of
+  // `strings` and equals the last kept unit's (nothing kept between them).
+  void drop_repeats(std::span<const std::string> strings);
 
   // The output text; spans appended when given.
   [[nodiscard]] std::string render(std::vector<kept_span>* spans = nullptr) const;
@@ -123,7 +126,8 @@ class document {
     for (std::int32_t u = u0; u < u1; ++u) {
       const unit& x = units[std::size_t(u)];
       std::int32_t budget = keep[std::size_t(u)];
-      if (budget == 0 && !x.forced) continue;  // most units at high compression: their atoms (>= 1 token each) stay unread
+      // Most units at high compression keep nothing: their atoms (>= 1 token each) stay unread.
+      if ((budget == 0 && !x.forced) || x.dropped) continue;
       for (std::int32_t a = x.atom0; a < x.atom1; ++a) {
         const atom& at = atoms[std::size_t(a)];
         if (!x.forced) {

@@ -15,10 +15,15 @@
 namespace cinch::prompt {
 namespace {
 
-// Keeps the best units of a scored document up to the budget and settles it on
-// the re-tokenized output.
-result select_budget(detail::document& doc, std::int64_t target, bool partial, const tokenizer* recount) {
+// Keeps the best units of a scored document up to the budget (less repeats of
+// `drop_repeats`, see document::drop_repeats) and settles it on the re-tokenized output.
+result select_budget(detail::document& doc, std::int64_t target, bool partial, const tokenizer* recount,
+                     std::span<const std::string> drop_repeats = {}) {
   doc.add(doc.ranked(), target - doc.kept_tokens(), partial);
+  if (!drop_repeats.empty()) {  // on the selection; the tokens freed go to the next best units
+    doc.drop_repeats(drop_repeats);
+    doc.add(doc.ranked(), target - doc.kept_tokens(), partial);
+  }
   const std::int64_t compressed = recount ? doc.settle(*recount, target, partial) : doc.kept_tokens();
   return doc.finish(std::int64_t(doc.tokens.size()), target, compressed);
 }
@@ -39,7 +44,8 @@ std::vector<std::pair<std::size_t, std::size_t>> tokens_by_range(const std::vect
 
 // select() on behalf of `fn`, whose name its errors carry.
 result select_as(std::string_view fn, std::string_view text, std::span<const token> tokens,
-                 std::span<const float> scores, const selection_options& options, const tokenizer* recount) {
+                 std::span<const float> scores, const selection_options& options, const tokenizer* recount,
+                 std::span<const std::string> drop_repeats = {}) {
   detail::check_text(fn, "text", text);
   detail::check_tokens(fn, text, tokens, 0);
   if (scores.size() != tokens.size())
@@ -58,11 +64,12 @@ result select_as(std::string_view fn, std::string_view text, std::span<const tok
   if (options.threshold) {
     for (std::size_t u = 0; u < doc.units.size(); ++u)
       if (!doc.units[u].forced && doc.units[u].score > *options.threshold) doc.keep[u] = doc.units[u].tokens;
+    if (!drop_repeats.empty()) doc.drop_repeats(drop_repeats);
     const std::int64_t kept = doc.kept_tokens();
     return doc.finish(std::int64_t(tokens.size()), kept, recount ? recount->count(doc.render()) : kept);
   }
   const std::int64_t target = detail::resolve_target(fn, options.budget, std::int64_t(tokens.size()));
-  return select_budget(doc, target, partial, recount);
+  return select_budget(doc, target, partial, recount, drop_repeats);
 }
 
 }  // namespace
@@ -126,7 +133,8 @@ result llmlingua2(std::string_view text, const tokenizer& tok, const keep_scorer
   sel.structure = options.structure;
   sel.structure.force_strings.insert(sel.structure.force_strings.end(), options.force_tokens.begin(),
                                      options.force_tokens.end());
-  return select_as(fn, text, tokens, probs, sel, &tok);
+  return select_as(fn, text, tokens, probs, sel, &tok,
+                   options.drop_consecutive ? std::span<const std::string>(options.force_tokens) : std::span<const std::string>());
 }
 
 result extractive(std::string_view text, std::string_view question, const tokenizer& tok,

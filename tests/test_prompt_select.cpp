@@ -180,6 +180,42 @@ TEST_CASE("select: forced digits and force strings", "[prompt][select]") {
     if (text.substr(t.begin, t.end - t.begin).find_first_of("0123456789?") != std::string::npos) CHECK(t.forced);
 }
 
+TEST_CASE("llmlingua2: drop_consecutive drops a force token repeating the last kept one", "[prompt][select]") {
+  const std::string text = "Wow ! ! ! great ! end";
+  const std::vector<token> tokens = gpt2().encode(text);
+  REQUIRE(tokens.size() == 7);  // "Wow", " !" x3, " great", " !", " end"
+  const std::int32_t great = tokens[4].id;
+  const keep_scorer_fn keep([&](std::span<const std::int32_t> ids) {
+    std::vector<float> p;
+    for (const std::int32_t id : ids) p.push_back(id == great ? 0.9f : 0.1f);
+    return p;
+  });
+  llmlingua2_options o;
+  o.force_tokens = {"!"};
+  o.structure = plain();
+  o.threshold = 0.5f;
+  CHECK(llmlingua2(text, gpt2(), keep, o).text == " ! ! ! great !");
+  o.drop_consecutive = true;
+  // The second and third " !" repeat the first with nothing kept between; the last
+  // follows " great".
+  const result r = llmlingua2(text, gpt2(), keep, o);
+  CHECK(r.text == " ! great !");
+  CHECK(r.compressed_tokens == 3);
+  CHECK(r.tokens[1].kept);
+  CHECK((r.tokens[2].forced && !r.tokens[2].kept && !r.tokens[3].kept));
+  check_spans(text, r);
+  // With a budget the repeats are found on the selection (the four " !" alone meet
+  // 4 tokens, so the last one repeats too), and the tokens they free go to the best
+  // words left: " great", then the earliest of the ties.
+  o.threshold.reset();
+  o.budget = {1.0, 4};
+  const result b = llmlingua2(text, gpt2(), keep, o);
+  CHECK(b.text == "Wow ! great end");
+  CHECK(b.compressed_tokens == 4);
+  o.drop_consecutive = false;
+  CHECK(llmlingua2(text, gpt2(), keep, o).text == " ! ! ! !");
+}
+
 TEST_CASE("rate adherence is exact over many lengths and targets", "[prompt][select]") {
   const needle_fixture unused;
   surprisal_keep_scorer keep(moby_lm(), 200);

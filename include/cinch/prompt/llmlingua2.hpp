@@ -30,6 +30,11 @@ struct llmlingua2_options {
   aggregation aggregate = aggregation::mean;
   std::vector<std::string> force_tokens = {"\n", "?"};  // kept wherever they occur
   bool force_digits = false;                            // keep every word with a digit
+  // LLMLingua-2's drop_consecutive: a forced piece whose text (less surrounding
+  // whitespace) is a force token, repeating the last kept piece with nothing kept
+  // between them, is dropped. With a budget the tokens it frees go to the next
+  // best words, which may land between the two.
+  bool drop_consecutive = false;
   structure_options structure;
 };
 
