@@ -18,6 +18,8 @@
 //
 //   bench_kv_attention --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
+
+#include "bench_common.hpp"
 #include <time.h>
 
 #include <algorithm>
@@ -41,7 +43,8 @@ using namespace cinch::kv;
 constexpr int kv_heads = 8, query_heads = 32, head_dim = 128;
 constexpr std::int64_t tokens = 32768;
 
-int all_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
+using cinch_bench::all_threads;
+using cinch_bench::seconds_now;
 
 // Keys [kv_heads, tokens, head_dim] and values, generated once.
 const std::vector<float>& keys() {
@@ -120,18 +123,6 @@ struct runner {
                      cinch::tensor_view(out.data(), cinch::dtype::f32, {query_heads, head_dim}), ws);
   }
 };
-
-// Single-threaded runs are timed in CPU time of this thread (robust when other
-// processes share the cores), multi-threaded runs in wall time, as Google
-// Benchmark does for them here.
-double seconds_now(int threads) {
-  if (threads == 1) {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Mean seconds per call of every (benchmark, threads) run so far.
 std::map<std::pair<std::string, int>, double>& measured() {

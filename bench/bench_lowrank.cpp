@@ -29,6 +29,8 @@
 //   CINCH_BENCH_FULL=1 bench_lowrank --benchmark_filter=svd
 #include <benchmark/benchmark.h>
 
+#include "bench_common.hpp"
+
 #include <Eigen/Dense>
 #include <Eigen/SVD>
 
@@ -58,7 +60,8 @@ bool full_run() {
   return env && *env && *env != '0';
 }
 
-int all_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
+using cinch_bench::all_threads;
+using cinch_bench::seconds_now;
 
 class scoped_threads {
  public:
@@ -193,17 +196,6 @@ const layer_data& data() {
 }
 
 enum class form { fused, two_gemm, dense };
-
-// Single-threaded calls are timed in this thread's CPU time (robust when other
-// processes share the cores), multi-threaded ones in wall time.
-double seconds_now(int threads) {
-  if (threads == 1) {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 void run_form(form f, std::int64_t tokens) {
   const layer_data& d = data();
