@@ -141,6 +141,8 @@ TEST_CASE("bounded_cache option errors", "[kv][bounded]") {
                 {"policy", "9"});
   bounded_cache b(c, bounded_options::heavy_hitters(4));
   std::vector<float> x(24), y(24);
+  require_error([&] { b.append(0, tensor_view(x.data(), dtype::f32, {1, 3, 8}), tensor_view(x.data(), dtype::f32, {1, 3, 8})); },
+                errc::shape_mismatch, {"kv::bounded_cache::append", "one decode token", "got [1, 3, 8]"});
   require_error([&] { b.append(0, tensor_view(x.data(), dtype::f32, {2, 8}), tensor_view(x.data(), dtype::f32, {2, 8})); },
                 errc::shape_mismatch, {"kv::cache::append"});
   require_error([&] { b.attend(0, tensor_view(x.data(), dtype::f32, {3, 7}), tensor_view(y.data(), dtype::f32, {3, 7})); },

@@ -53,7 +53,10 @@ std::span<const float> bounded_cache::scores(int layer, int head) const {
 }
 
 void bounded_cache::append(int layer, const tensor_view& k, const tensor_view& v) {
-  cache_.append(layer, k, v);  // validates; one token per head
+  if (k.rank() != 2)  // a chunk would append several tokens per head: one decode token at a time
+    detail::fail(errc::shape_mismatch, "kv::bounded_cache::append", "k must be [kv_heads, head_dim] (one decode token), got ",
+                 k.shape());
+  cache_.append(layer, k, v);  // validates the rest
   const int heads = cache_.config().kv_heads, d = cache_.config().head_dim;
   if (options_.policy != decode_policy::streaming)
     for (int h = 0; h < heads; ++h) {
