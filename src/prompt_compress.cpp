@@ -45,6 +45,12 @@ std::string_view to_string(method m) noexcept {
 
 result compress(const request& r, const tokenizer& tok, const lm_scorer& lm, const keep_scorer* keep,
                 const embedder* embed) {
+  if (r.sentence_filter && r.method != method::llmlingua)
+    cinch::detail::fail(errc::invalid_argument, "prompt::compress", "sentence_filter applies to method llmlingua, got ",
+                        to_string(r.method));
+  if (r.drop_consecutive && r.method != method::llmlingua2)
+    cinch::detail::fail(errc::invalid_argument, "prompt::compress",
+                        "drop_consecutive applies to method llmlingua2, got ", to_string(r.method));
   const prompt_parts parts{r.instruction, r.contexts, r.question};
   auto budget_or = [&](budget preset) { return r.budget.value_or(preset); };
   switch (r.method) {
@@ -52,6 +58,7 @@ result compress(const request& r, const tokenizer& tok, const lm_scorer& lm, con
       llmlingua_options o;
       o.budget = budget_or(o.budget);
       o.structure = r.structure;
+      o.sentence_filter = r.sentence_filter;
       return llmlingua(parts, tok, lm, o);
     }
     case method::longllmlingua: {
@@ -78,6 +85,7 @@ result compress(const request& r, const tokenizer& tok, const lm_scorer& lm, con
       llmlingua2_options o;
       o.budget = budget_or(o.budget);
       o.structure = std::move(s);
+      o.drop_consecutive = r.drop_consecutive;
       const surprisal_keep_scorer fallback(lm);
       return llmlingua2(text, tok, keep ? *keep : fallback, o);
     }

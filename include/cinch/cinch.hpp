@@ -59,6 +59,7 @@
 #include "cinch/prompt/llmlingua.hpp"
 #include "cinch/prompt/llmlingua2.hpp"
 #include "cinch/prompt/ngram.hpp"
+#include "cinch/prompt/recover.hpp"
 #include "cinch/prompt/result.hpp"
 #include "cinch/prompt/scorer.hpp"
 #include "cinch/prompt/segment.hpp"

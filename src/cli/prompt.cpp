@@ -28,7 +28,7 @@ struct prompt_options {
   std::string input, method = "llmlingua2", question, instruction, data_dir = CINCH_DATA_DIR;
   double rate = 0;
   std::int64_t tokens = 0;
-  bool explain = false;
+  bool explain = false, sentence_filter = false, drop_consecutive = false;
 };
 
 std::string read_file(const std::string& path) {
@@ -66,6 +66,8 @@ void run_prompt(const prompt_options& o) {
   r.contexts = {text};
   r.question = o.question;
   r.instruction = o.instruction;
+  r.sentence_filter = o.sentence_filter;
+  r.drop_consecutive = o.drop_consecutive;
   if (o.rate > 0 || o.tokens > 0) {
     prompt::budget b;
     if (o.rate > 0) b.rate = o.rate;
@@ -99,6 +101,10 @@ void add_prompt_command(CLI::App& app) {
   cmd->add_option("--tokens", options->tokens, "target token count instead of a rate")->check(CLI::PositiveNumber);
   cmd->add_option("--question", options->question, "the question (longllmlingua, extractive and code rank by it)");
   cmd->add_option("--instruction", options->instruction, "an instruction kept intact");
+  cmd->add_flag("--sentence-filter", options->sentence_filter,
+               "llmlingua: drop the least informative sentences before the token-level pass");
+  cmd->add_flag("--drop-consecutive", options->drop_consecutive,
+                "llmlingua2: drop a forced token that repeats the last kept piece");
   cmd->add_flag("--explain", options->explain, "print the original with dropped parts marked [-like this-]");
   cmd->add_option("--data", options->data_dir, "directory holding tokenizers/gpt2 and text/moby_dick.txt")
       ->capture_default_str();

@@ -31,6 +31,10 @@ struct request {
   // 0.33, selective-context 0.65 (reduce ratio 0.35), extractive and code 0.5).
   std::optional<prompt::budget> budget;
   structure_options structure;
+  // Method switches off by default as in the references; setting one for a
+  // method it does not belong to throws invalid_argument.
+  bool sentence_filter = false;   // llmlingua: LLMLingua's sentence-level filter (llmlingua.hpp)
+  bool drop_consecutive = false;  // llmlingua2: LLMLingua-2's drop_consecutive (llmlingua2.hpp)
 };
 
 // Runs request.method. Offsets in the result are into assemble({instruction,
