@@ -106,7 +106,7 @@ std::vector<std::size_t> coarse_filter(prompt_doc& p, const std::vector<std::siz
 // one) and kept until their tokens reach ratio * context target (the one that
 // crosses it included); the non-forced units of the others are dropped.
 void sentence_filter(std::string_view fn, prompt_doc& p, const lm_scorer& lm, const std::vector<std::size_t>& kept,
-                     double ratio) {
+                     const llmlingua_options& o) {
   detail::document& doc = p.doc;
   struct sentence {
     std::int32_t u0, u1;
@@ -114,7 +114,9 @@ void sentence_filter(std::string_view fn, prompt_doc& p, const lm_scorer& lm, co
   };
   std::vector<sentence> sentences;
   std::vector<double> loss;  // mean per sentence
+  std::vector<bool> always;  // the first and last sentences of a context that options keep
   for (const std::size_t c : kept) {
+    const std::size_t first = sentences.size();
     const detail::part& part = p.context(c);
     const std::vector<float> lp = detail::checked_log_probs(fn, lm, {}, p.ids_of_context(c));
     for (std::int32_t t = part.tok0; t < part.tok1; ++t) doc.scores[std::size_t(t)] = -lp[std::size_t(t - part.tok0)];
@@ -133,12 +135,18 @@ void sentence_filter(std::string_view fn, prompt_doc& p, const lm_scorer& lm, co
       for (std::int32_t t = doc.token_range(u).first; t < doc.token_range(u).second; ++t)
         loss.back() += double(doc.scores[std::size_t(t)]);
     }
+    const auto count = std::int64_t(sentences.size() - first);
+    for (std::int64_t i = 0; i < count; ++i)
+      always.push_back(i < o.keep_first_sentences || i >= count - o.keep_last_sentences);
   }
   for (std::size_t i = 0; i < sentences.size(); ++i)
     loss[i] = sentences[i].tokens ? loss[i] / double(sentences[i].tokens) : 0.0;
-  const double limit = ratio * double(p.context_target);
+  const double limit = o.token_budget_ratio * double(p.context_target);
   double used = 0;
+  for (std::size_t i = 0; i < sentences.size(); ++i)
+    if (always[i]) used += double(sentences[i].tokens);
   for (const std::size_t i : by_relevance(loss)) {
+    if (always[i]) continue;
     if (used < limit) {
       used += double(sentences[i].tokens);
       continue;
@@ -222,6 +230,9 @@ result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_score
   if (!(o.token_budget_ratio > 0) || !std::isfinite(o.token_budget_ratio))
     cinch::detail::fail(errc::invalid_argument, fn, "token_budget_ratio must be finite and > 0, got ",
                         std::to_string(o.token_budget_ratio));
+  if (o.keep_first_sentences < 0 || o.keep_last_sentences < 0)
+    cinch::detail::fail(errc::invalid_argument, fn, "keep_first_sentences and keep_last_sentences must be >= 0, got ",
+                        o.keep_first_sentences, " and ", o.keep_last_sentences);
   prompt_doc p = make_prompt(fn, parts, tok, o.structure, o.level, o.budget, o.keep_split);
   detail::document& doc = p.doc;
   const bool partial = o.level != granularity::sentence && o.level != granularity::line;
@@ -240,7 +251,7 @@ result llmlingua(const prompt_parts& parts, const tokenizer& tok, const lm_score
     std::sort(kept.begin(), kept.end());
   }
 
-  if (o.sentence_filter) sentence_filter(fn, p, lm, kept, o.token_budget_ratio);
+  if (o.sentence_filter) sentence_filter(fn, p, lm, kept, o);
 
   // 2. Fine: segments of whole units, at most iterative_size tokens (at least one unit;
   // units dropped by the sentence filter neither count nor are scored).

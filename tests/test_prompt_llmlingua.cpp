@@ -262,6 +262,19 @@ TEST_CASE("llmlingua's sentence filter drops the least surprising sentences whol
   const result only0 = llmlingua(parts, gpt2(), lm, o);
   CHECK(only0.text == sentences[0]);
   CHECK(only0.compressed_tokens == tokens[0]);
+  // The last sentences of a context are kept whatever their loss, first against the budget.
+  o.keep_last_sentences = 1;
+  const result last = llmlingua(parts, gpt2(), lm, o);
+  CHECK(last.text == sentences[3]);
+  o.keep_last_sentences = 2;
+  CHECK(llmlingua(parts, gpt2(), lm, o).text == sentences[2] + sentences[3]);
+  o.keep_last_sentences = 0;
+  o.keep_first_sentences = 1;
+  CHECK(llmlingua(parts, gpt2(), lm, o).text == sentences[0]);
+  o.keep_first_sentences = -1;
+  require_error([&] { (void)llmlingua(parts, gpt2(), lm, o); }, cinch::errc::invalid_argument,
+                {"prompt::llmlingua", "keep_first_sentences and keep_last_sentences must be >= 0, got -1 and 0"});
+  o.keep_first_sentences = 0;
   // A generous sentence budget drops nothing: the same result as without the filter.
   o.token_budget_ratio = 10;
   const result all = llmlingua(parts, gpt2(), lm, o);

@@ -43,6 +43,9 @@ struct prompt_parts {
 //    their tokens reach token_budget_ratio * (context target), the one that
 //    crosses it included; the others leave the prompt before the fine step (their
 //    protected structure stays). Token scores of a dropped sentence: these losses.
+//    The first keep_first_sentences and last keep_last_sentences sentences of each
+//    kept context are always kept and count first against that budget (the
+//    reference's keep_first_sentence / keep_last_sentence).
 // 2. Fine, iterative: the kept contexts are cut into segments of about
 //    iterative_size tokens (at unit boundaries); each is scored with the kept
 //    tokens of all earlier segments as prefix, loss l = -ln p (a unit's: the mean
@@ -65,6 +68,8 @@ struct llmlingua_options {
   std::int64_t context_budget_extra = 100;  // its "+100"
   bool sentence_filter = false;
   double token_budget_ratio = 1.4;         // the sentence filter's budget over the context target
+  std::int64_t keep_first_sentences = 0;   // per kept context, always kept by the sentence filter
+  std::int64_t keep_last_sentences = 0;
   bool keep_split = false;                 // keep every "\n\n" inside contexts
   granularity level = granularity::token;  // word keeps words whole
   structure_options structure;             // applied to each context; protect ranges in assemble()'s bytes
