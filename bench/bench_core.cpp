@@ -22,7 +22,6 @@
 // static initializers. Linking it against benchmark::benchmark_main works too:
 // that library is a static archive, whose main is then never pulled in.
 #include <benchmark/benchmark.h>
-#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -36,7 +35,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -56,29 +54,6 @@ constexpr std::int64_t f32_bytes = elems * 4;  // 64 MiB
 
 // ------------------------------------------------------------------ input data
 
-std::uint64_t mix(std::uint64_t z) {  // splitmix64 finalizer: a counter-based generator
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// Deterministic pseudo-random values: per row a scale in {0.25, 0.5, ..., 3.75}, elements
-// roughly N(0, 1) (Irwin-Hall sum of four uniforms) times that scale, and about
-// one element in 1024 an outlier 24x larger, as activations have.
-void fill_input(float* x) {
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float row_scale = 0.25f * float(1 + mix(std::uint64_t(r) ^ 0xC1A5ull) % 15);
-    for (std::int64_t c = 0; c < cols; ++c) {
-      const std::uint64_t h = mix(std::uint64_t(r * cols + c));
-      const float sum = float(h & 0xFFFF) + float((h >> 16) & 0xFFFF) + float((h >> 32) & 0xFFFF) + float(h >> 48);
-      float v = (sum - 2.0f * 65535.0f) * (1.0f / 37837.0f);  // 65535 * sqrt(4 / 12): unit variance
-      if ((mix(h) & 1023) == 0) v *= 24.0f;
-      x[r * cols + c] = v * row_scale;
-    }
-  }
-}
-
 // Buffer sets: each benchmark cycles through `buffer_sets()` copies of its
 // inputs and outputs, one 4096 x 4096 operation per iteration. 1 (the default)
 // reuses one set, as an engine converting the same cache block would; on a CPU
@@ -93,13 +68,14 @@ int buffer_sets() {
   return sets;
 }
 
-// Inputs are made once per process and shared (read-only) by every benchmark.
+// Inputs are made once per process and shared (read-only) by every benchmark:
+// activation-like values with per-row scales (cinch_bench::fill_activations_by_row).
 const cinch::tensor& input_f32(int set) {
   static std::deque<cinch::tensor> sets;  // a deque: references stay valid as sets are added
   while (int(sets.size()) <= set) {
     cinch::tensor x = cinch::tensor::empty({rows, cols}, cinch::dtype::f32);
     if (sets.empty())
-      fill_input(x.data<float>());
+      cinch_bench::fill_activations_by_row(x.data<float>(), rows, cols);
     else
       std::memcpy(x.data(), sets.front().data(), std::size_t(f32_bytes));
     sets.push_back(std::move(x));
@@ -201,31 +177,13 @@ double best_rate(int threads, const workload& w, int repeats) {
 
 // ------------------------------------------------------------------ workloads
 
-// std::memcpy of n bytes, split into `threads` cache-line aligned parts, one per thread.
-void parallel_memcpy(void* dst, const void* src, std::size_t n, int threads) {
-  if (threads <= 1) {
-    std::memcpy(dst, src, n);
-    return;
-  }
-  const std::size_t part = (n / std::size_t(threads) + 63) / 64 * 64;
-  auto copy_part = [&](int t) {
-    const std::size_t begin = std::min(n, part * std::size_t(t));
-    const std::size_t end = std::min(n, begin + part);
-    std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, end - begin);
-  };
-  std::vector<std::thread> workers;
-  for (int t = 1; t < threads; ++t) workers.emplace_back(copy_part, t);
-  copy_part(0);
-  for (std::thread& w : workers) w.join();
-}
-
 workload memcpy_workload(int threads) {
   workload w;
   w.bytes = 2 * f32_bytes;
   for (int set = 0; set < buffer_sets(); ++set) {
     cinch::tensor dst = cinch::tensor::empty({rows, cols}, cinch::dtype::f32);
     w.calls.emplace_back([src = input_f32(set).data(), d = dst.data(), threads] {
-      parallel_memcpy(d, src, std::size_t(f32_bytes), threads);
+      cinch_bench::parallel_memcpy(d, src, std::size_t(f32_bytes), threads);
       benchmark::DoNotOptimize(d);
     });
     w.keep.push_back(std::move(dst));
@@ -351,19 +309,10 @@ void run(benchmark::State& state, const std::string& benchmark_name, const std::
 // ------------------------------------------------------------------ registration
 
 void add(const std::string& name, const config& c, std::function<workload()> make, bool with_vs_ref = false) {
-  std::string full = name;
-  if (c.backend == host::ref) full += "/ref";
-  full += "/threads:" + std::to_string(c.threads);
-  benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(
-      full.c_str(), [full, name, c, make = std::move(make), with_vs_ref](benchmark::State& state) {
-        try {
-          run(state, full, name, c, make, with_vs_ref);
-        } catch (const std::exception& e) {
-          state.SkipWithError(e.what());
-        }
-      });
-  b->Unit(benchmark::kMillisecond);
-  if (c.threads > 1) b->UseRealTime();
+  const bool reference = c.backend == host::ref;
+  cinch_bench::add_run(name, c.threads, reference,
+                       [full = cinch_bench::run_name(name, c.threads, reference), name, c, make = std::move(make),
+                        with_vs_ref](benchmark::State& state) { run(state, full, name, c, make, with_vs_ref); });
 }
 
 struct convert_case {

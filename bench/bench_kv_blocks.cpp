@@ -17,19 +17,13 @@
 //
 //   bench_kv_blocks --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
-#include <time.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
-#include <exception>
 #include <functional>
 #include <map>
-#include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -40,8 +34,10 @@
 
 namespace {
 
+using cinch_bench::add_run;
 using cinch_bench::all_threads;
 using cinch_bench::seconds_now;
+using cinch_bench::workload;
 
 using cinch::dtype;
 
@@ -51,29 +47,12 @@ constexpr std::int64_t f32_bytes = rows * cols * 4;
 
 // ------------------------------------------------------------------ input
 
-std::uint64_t mix(std::uint64_t z) {  // splitmix64 finalizer: a counter-based generator
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 const cinch::tensor& input(dtype type) {
   static std::map<dtype, cinch::tensor> cache;
   auto it = cache.find(type);
   if (it != cache.end()) return it->second;
   cinch::tensor x = cinch::tensor::empty({rows, cols}, dtype::f32);
-  float* p = x.data<float>();
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const float row_scale = 0.25f * float(1 + mix(std::uint64_t(r) ^ 0xC1A5ull) % 15);
-    for (std::int64_t c = 0; c < cols; ++c) {
-      const std::uint64_t h = mix(std::uint64_t(r * cols + c));
-      const float sum = float(h & 0xFFFF) + float((h >> 16) & 0xFFFF) + float((h >> 32) & 0xFFFF) + float(h >> 48);
-      float v = (sum - 2.0f * 65535.0f) * (1.0f / 37837.0f);  // Irwin-Hall: about N(0, 1)
-      if ((mix(h) & 1023) == 0) v *= 24.0f;
-      p[r * cols + c] = v * row_scale;
-    }
-  }
+  cinch_bench::fill_activations_by_row(x.data<float>(), rows, cols);
   if (type != dtype::f32) {
     cinch::tensor t = cinch::tensor::empty({rows, cols}, type);
     cinch::convert(x, t);
@@ -93,12 +72,7 @@ const cinch::tensor& input_blocks(dtype format) {
 
 // ------------------------------------------------------------------ timing
 
-// One kernel on its buffers: the input bytes of one call and the call.
-struct workload {
-  std::int64_t input_bytes = 0;
-  std::function<void()> call;
-  cinch::tensor output;
-};
+// A workload's bytes are the input bytes of one call.
 
 // Untimed calls: up to 24, or 0.3 s, so that caches and the thread pool settle.
 void warm_up(const workload& w) {
@@ -106,27 +80,16 @@ void warm_up(const workload& w) {
   for (int i = 0; i < 24 && std::chrono::steady_clock::now() - start < std::chrono::milliseconds(300); ++i) w.call();
 }
 
-// memcpy of the f32 tensor in `threads` cache-line aligned parts.
-void parallel_memcpy(void* dst, const void* src, std::size_t n, int threads) {
-  const std::size_t part = (n / std::size_t(threads) + 63) / 64 * 64;
-  auto copy_part = [&](int t) {
-    const std::size_t begin = std::min(n, part * std::size_t(t)), end = std::min(n, begin + part);
-    std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, end - begin);
-  };
-  std::vector<std::thread> workers;
-  for (int t = 1; t < threads; ++t) workers.emplace_back(copy_part, t);
-  copy_part(0);
-  for (std::thread& w : workers) w.join();
-}
-
+// memcpy of the f32 tensor.
 workload memcpy_workload(int threads) {
   workload w;
-  w.input_bytes = f32_bytes;
-  w.output = cinch::tensor::empty({rows, cols}, dtype::f32);
-  w.call = [src = input(dtype::f32).data(), dst = w.output.data(), threads] {
-    parallel_memcpy(dst, src, std::size_t(f32_bytes), threads);
+  w.bytes = f32_bytes;
+  cinch::tensor out = cinch::tensor::empty({rows, cols}, dtype::f32);
+  w.call = [src = input(dtype::f32).data(), dst = out.data(), threads] {
+    cinch_bench::parallel_memcpy(dst, src, std::size_t(f32_bytes), threads);
     benchmark::DoNotOptimize(dst);
   };
+  w.keep.push_back(std::move(out));
   return w;
 }
 
@@ -152,24 +115,26 @@ double memcpy_seconds(int threads) {
 workload quantize_workload(dtype from, dtype format) {
   workload w;
   const cinch::tensor& x = input(from);
-  w.input_bytes = x.nbytes();
-  w.output = cinch::tensor::empty({rows, cols}, format);
-  w.call = [x = x.view(), b = w.output.view()] {
+  w.bytes = x.nbytes();
+  cinch::tensor out = cinch::tensor::empty({rows, cols}, format);
+  w.call = [x = x.view(), b = out.view()] {
     cinch::kv::quantize_blocks(x, b);
     benchmark::DoNotOptimize(b.data());
   };
+  w.keep.push_back(std::move(out));
   return w;
 }
 
 workload dequantize_workload(dtype format, dtype to) {
   workload w;
   const cinch::tensor& b = input_blocks(format);
-  w.input_bytes = b.nbytes();
-  w.output = cinch::tensor::empty({rows, cols}, to);
-  w.call = [b = b.view(), y = w.output.view()] {
+  w.bytes = b.nbytes();
+  cinch::tensor out = cinch::tensor::empty({rows, cols}, to);
+  w.call = [b = b.view(), y = out.view()] {
     cinch::kv::dequantize_blocks(b, y);
     benchmark::DoNotOptimize(y.data());
   };
+  w.keep.push_back(std::move(out));
   return w;
 }
 
@@ -198,24 +163,14 @@ void run(benchmark::State& state, const config& c, const std::function<workload(
   cinch::force_backend(std::nullopt);
   cinch::set_threads(previous);
 
-  state.SetBytesProcessed(w.input_bytes * std::int64_t(state.iterations()));
+  state.SetBytesProcessed(w.bytes * std::int64_t(state.iterations()));
   state.SetLabel(c.reference ? std::string("ref") : cinch::cpu_target());
-  state.counters["GBps_in"] = benchmark::Counter(double(w.input_bytes) / seconds * 1e-9);
+  state.counters["GBps_in"] = benchmark::Counter(double(w.bytes) / seconds * 1e-9);
   state.counters["vs_memcpy"] = benchmark::Counter(baseline / seconds);
 }
 
 void add(const std::string& name, const config& c, std::function<workload()> make) {
-  const std::string full = name + (c.reference ? "/ref" : "") + "/threads:" + std::to_string(c.threads);
-  benchmark::internal::Benchmark* b =
-      benchmark::RegisterBenchmark(full.c_str(), [c, make = std::move(make)](benchmark::State& state) {
-        try {
-          run(state, c, make);
-        } catch (const std::exception& e) {
-          state.SkipWithError(e.what());
-        }
-      });
-  b->Unit(benchmark::kMillisecond);
-  if (c.threads > 1) b->UseRealTime();
+  add_run(name, c.threads, c.reference, [c, make = std::move(make)](benchmark::State& state) { run(state, c, make); });
 }
 
 void register_all() {
@@ -244,13 +199,8 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("cinch", "cinch " CINCH_VERSION_STRING "; cpu target " + cinch::cpu_target());
-  benchmark::AddCustomContext("workload", "4096 x 4096 values (f32 64 MiB, f16 32 MiB); GBps_in = input bytes / s (1e9); "
-                                          "vs_memcpy = t(memcpy of the f32 tensor) / t(kernel)");
-  register_all();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return cinch_bench::run_main(argc, argv,
+                               "4096 x 4096 values (f32 64 MiB, f16 32 MiB); GBps_in = input bytes / s (1e9); "
+                               "vs_memcpy = t(memcpy of the f32 tensor) / t(kernel)",
+                               register_all);
 }

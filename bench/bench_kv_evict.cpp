@@ -41,21 +41,13 @@ using cinch_bench::seconds_now;
 
 constexpr std::int64_t rows = 32, n = 32768, k = 1024;
 
-std::uint64_t mix(std::uint64_t z) {  // splitmix64 finalizer
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 const std::vector<float>& scores() {
   static const std::vector<float> x = [] {
     std::vector<float> v(std::size_t(rows * n));
     for (std::size_t i = 0; i < v.size(); ++i) {
-      const std::uint64_t h = mix(i);
-      const float sum = float(h & 0xFFFF) + float((h >> 16) & 0xFFFF) + float((h >> 32) & 0xFFFF) + float(h >> 48);
-      const float normal = (sum - 2.0f * 65535.0f) * (1.0f / 37837.0f);  // unit variance
-      v[i] = (i % n != 0 && (mix(h) & 63) == 0) ? v[i - 1] : std::exp(2.0f * normal);
+      const std::uint64_t h = cinch_bench::mix(i);
+      v[i] = (i % n != 0 && (cinch_bench::mix(h) & 63) == 0) ? v[i - 1]
+                                                              : std::exp(2.0f * cinch_bench::normal_of_bits(h));
     }
     return v;
   }();
@@ -128,17 +120,9 @@ void run(benchmark::State& state, int threads, bool reference, const std::functi
 }
 
 void add(const std::string& name, int threads, bool reference, std::function<void()> call) {
-  const std::string full = name + (reference ? "/ref" : "") + "/threads:" + std::to_string(threads);
-  benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(
-      full.c_str(), [threads, reference, call = std::move(call)](benchmark::State& state) {
-        try {
-          run(state, threads, reference, call);
-        } catch (const std::exception& e) {
-          state.SkipWithError(e.what());
-        }
-      });
-  b->Unit(benchmark::kMillisecond);
-  if (threads > 1) b->UseRealTime();
+  cinch_bench::add_run(name, threads, reference, [threads, reference, call = std::move(call)](benchmark::State& state) {
+    run(state, threads, reference, call);
+  });
 }
 
 void register_all() {
@@ -169,13 +153,8 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("cinch", "cinch " CINCH_VERSION_STRING "; cpu target: " + cinch::cpu_target());
-  benchmark::AddCustomContext("workload", "32 rows x 32768 f32 scores, k = 1024 per row (AdaKV: 32768 in all; "
-                                          "ChunkKV: chunks of 20, ratio 1/32); items = scores");
-  register_all();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return cinch_bench::run_main(argc, argv,
+                               "32 rows x 32768 f32 scores, k = 1024 per row (AdaKV: 32768 in all; "
+                               "ChunkKV: chunks of 20, ratio 1/32); items = scores",
+                               register_all);
 }

@@ -14,17 +14,14 @@
 //
 //   bench_kv_groups --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
-#include <time.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <exception>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -38,6 +35,7 @@ namespace {
 
 using cinch_bench::all_threads;
 using cinch_bench::seconds_now;
+using cinch_bench::workload;
 
 using cinch::dtype;
 using cinch::tensor;
@@ -45,26 +43,15 @@ using cinch::tensor;
 constexpr std::int64_t tokens = 4096, channels = 4096, group = 32;
 constexpr std::int64_t head_rows = 4096, head_dim = 128;
 
-std::uint64_t mix(std::uint64_t z) {  // splitmix64 finalizer
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// Roughly N(0, 1) values (sum of four uniforms) with per-channel scales in
-// [0.25, 4) and one element in 1024 an outlier 24x larger, as KV activations have.
+// Activations (cinch_bench::activation) with per-channel scales in [0.25, 4), as
+// KV activations have.
 tensor make_input(std::int64_t rows, std::int64_t cols) {
   tensor x = tensor::empty({rows, cols}, dtype::f32);
   float* p = x.data<float>();
   for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t c = 0; c < cols; ++c) {
-      const std::uint64_t h = mix(std::uint64_t(r * cols + c));
-      const float sum = float(h & 0xFFFF) + float((h >> 16) & 0xFFFF) + float((h >> 32) & 0xFFFF) + float(h >> 48);
-      float v = (sum - 2.0f * 65535.0f) * (1.0f / 37837.0f);
-      if ((mix(h) & 1023) == 0) v *= 24.0f;
-      p[r * cols + c] = v * 0.25f * float(1 + mix(std::uint64_t(c) ^ 0xC1A5ull) % 15);
-    }
+    for (std::int64_t c = 0; c < cols; ++c)
+      p[r * cols + c] = cinch_bench::activation(std::uint64_t(r * cols + c)) * 0.25f *
+                        float(1 + cinch_bench::mix(std::uint64_t(c) ^ 0xC1A5ull) % 15);
   return x;
 }
 
@@ -75,12 +62,7 @@ const tensor& kv_input() {
 
 // ------------------------------------------------------------------ timing
 
-// One kernel call on prepared buffers and the input bytes it processes.
-struct workload {
-  std::int64_t bytes = 0;
-  std::function<void()> call;
-  std::vector<tensor> keep;
-};
+// A workload's bytes are the f32 bytes one call processes.
 
 // Best rate (bytes/s) of `repeats` calls after three untimed ones.
 double best_rate(int threads, const workload& w, int repeats) {
@@ -95,25 +77,13 @@ double best_rate(int threads, const workload& w, int repeats) {
   return best;
 }
 
-void parallel_memcpy(void* dst, const void* src, std::size_t n, int threads) {
-  const std::size_t part = (n / std::size_t(threads) + 63) / 64 * 64;
-  auto copy_part = [&](int t) {
-    const std::size_t begin = std::min(n, part * std::size_t(t)), end = std::min(n, begin + part);
-    std::memcpy(static_cast<char*>(dst) + begin, static_cast<const char*>(src) + begin, end - begin);
-  };
-  std::vector<std::thread> workers;
-  for (int t = 1; t < threads; ++t) workers.emplace_back(copy_part, t);
-  copy_part(0);
-  for (std::thread& w : workers) w.join();
-}
-
 workload memcpy_workload(std::int64_t bytes, int threads) {
   workload w;
   w.bytes = bytes;
   tensor src = tensor::empty({bytes}, dtype::u8), dst = tensor::empty({bytes}, dtype::u8);
   std::memcpy(src.data(), kv_input().data(), std::size_t(std::min(bytes, kv_input().nbytes())));
   w.call = [s = src.data(), d = dst.data(), bytes, threads] {
-    parallel_memcpy(d, s, std::size_t(bytes), threads);
+    cinch_bench::parallel_memcpy(d, s, std::size_t(bytes), threads);
     benchmark::DoNotOptimize(d);
   };
   w.keep = {std::move(src), std::move(dst)};
@@ -221,17 +191,9 @@ void run(benchmark::State& state, int threads, bool reference, const std::functi
 }
 
 void add(const std::string& name, int threads, bool reference, std::function<workload()> make) {
-  const std::string full = name + (reference ? "/ref" : "") + "/threads:" + std::to_string(threads);
-  benchmark::internal::Benchmark* b =
-      benchmark::RegisterBenchmark(full.c_str(), [threads, reference, make = std::move(make)](benchmark::State& state) {
-        try {
-          run(state, threads, reference, make);
-        } catch (const std::exception& e) {
-          state.SkipWithError(e.what());
-        }
-      });
-  b->Unit(benchmark::kMillisecond);
-  if (threads > 1) b->UseRealTime();
+  cinch_bench::add_run(name, threads, reference, [threads, reference, make = std::move(make)](benchmark::State& state) {
+    run(state, threads, reference, make);
+  });
 }
 
 void register_all() {
@@ -256,13 +218,8 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("cinch", "cinch " CINCH_VERSION_STRING "; cpu target: " + cinch::cpu_target());
-  benchmark::AddCustomContext("workload", "f32 4096 x 4096 (64 MiB) KV rows, G = 32; hadamard 4096 x 128; "
-                                          "in_GBps = f32 input bytes per second");
-  register_all();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return cinch_bench::run_main(argc, argv,
+                               "f32 4096 x 4096 (64 MiB) KV rows, G = 32; hadamard 4096 x 128; "
+                               "in_GBps = f32 input bytes per second",
+                               register_all);
 }
