@@ -93,6 +93,40 @@ T* bytes_at(const tensor_view& v, std::int64_t element_offset) {
   return reinterpret_cast<T*>(v.address(element_offset));
 }
 
+// The base pointers of a quantize call (x -> codes, scales, mins), taken once no
+// output is found to overlap x or an earlier output.
+struct quantize_ptrs {
+  const float* x;
+  std::uint8_t* codes;
+  std::uint16_t* scales;
+  std::uint16_t* mins;
+};
+
+quantize_ptrs quantize_outputs(std::string_view fn, const tensor_view& x, const tensor_view& codes,
+                               const tensor_view& scales, const tensor_view& mins) {
+  detail::check_output(fn, "codes", codes, {x});
+  detail::check_output(fn, "scales", scales, {x, codes});
+  detail::check_output(fn, "mins", mins, {x, codes, scales});
+  return {static_cast<const float*>(x.data()), static_cast<std::uint8_t*>(codes.data()),
+          static_cast<std::uint16_t*>(scales.data()), static_cast<std::uint16_t*>(mins.data())};
+}
+
+// The base pointers of a dequantize call (codes, scales, mins -> y), taken once y
+// is found not to overlap an input.
+struct dequantize_ptrs {
+  const std::uint8_t* codes;
+  const std::uint16_t* scales;
+  const std::uint16_t* mins;
+  float* y;
+};
+
+dequantize_ptrs dequantize_output(std::string_view fn, const tensor_view& codes, const tensor_view& scales,
+                                  const tensor_view& mins, const tensor_view& y) {
+  detail::check_output(fn, "y", y, {codes, scales, mins});
+  return {static_cast<const std::uint8_t*>(codes.data()), static_cast<const std::uint16_t*>(scales.data()),
+          static_cast<const std::uint16_t*>(mins.data()), static_cast<float*>(y.data())};
+}
+
 // ---------------------------------------------------------------- per token
 
 struct token_plan {
@@ -171,27 +205,20 @@ void quantize_per_token(const tensor_view& x, const tensor_view& codes, const te
                         const tensor_view& mins, std::int64_t group_size) {
   constexpr std::string_view fn = "kv::quantize_per_token";
   const token_plan p = plan_per_token(fn, x, "x", codes, scales, mins, group_size);
-  detail::check_output(fn, "codes", codes, {x});
-  detail::check_output(fn, "scales", scales, {x, codes});
-  detail::check_output(fn, "mins", mins, {x, codes, scales});
+  const quantize_ptrs ptr = quantize_outputs(fn, x, codes, scales, mins);
   if (x.numel() == 0) return;
 #if CINCH_WITH_CUDA
   if (x.where().kind == device_kind::cuda) {
-    cuda::quantize_per_token({p.values, p.codes, p.scales, p.mins, p.n, group_size, p.bits},
-                             static_cast<const float*>(x.data()), static_cast<std::uint8_t*>(codes.data()),
-                             static_cast<std::uint16_t*>(scales.data()), static_cast<std::uint16_t*>(mins.data()),
-                             x.where().index);
+    cuda::quantize_per_token({p.values, p.codes, p.scales, p.mins, p.n, group_size, p.bits}, ptr.x, ptr.codes,
+                             ptr.scales, ptr.mins, x.where().index);
     return;
   }
 #endif
   const detail::group_kernels& k = detail::active_group_kernels();
-  const auto* xp = static_cast<const float*>(x.data());
-  auto* sp = static_cast<std::uint16_t*>(scales.data());
-  auto* mp = static_cast<std::uint16_t*>(mins.data());
   detail::parallel_tasks(p.values.rows, x.numel(), [&](std::int64_t r) {
-    k.quantize_row(xp + p.values.row_offset(r), p.n, group_size, p.bits,
-                   bytes_at<std::uint8_t>(codes, p.codes.row_offset(r)), sp + p.scales.row_offset(r),
-                   mp + p.mins.row_offset(r));
+    k.quantize_row(ptr.x + p.values.row_offset(r), p.n, group_size, p.bits,
+                   bytes_at<std::uint8_t>(codes, p.codes.row_offset(r)), ptr.scales + p.scales.row_offset(r),
+                   ptr.mins + p.mins.row_offset(r));
   });
 }
 
@@ -199,25 +226,19 @@ void dequantize_per_token(const tensor_view& codes, const tensor_view& scales, c
                           const tensor_view& y, std::int64_t group_size) {
   constexpr std::string_view fn = "kv::dequantize_per_token";
   const token_plan p = plan_per_token(fn, y, "y", codes, scales, mins, group_size);
-  detail::check_output(fn, "y", y, {codes, scales, mins});
+  const dequantize_ptrs ptr = dequantize_output(fn, codes, scales, mins, y);
   if (y.numel() == 0) return;
 #if CINCH_WITH_CUDA
   if (y.where().kind == device_kind::cuda) {
-    cuda::dequantize_per_token({p.values, p.codes, p.scales, p.mins, p.n, group_size, p.bits},
-                               static_cast<const std::uint8_t*>(codes.data()),
-                               static_cast<const std::uint16_t*>(scales.data()),
-                               static_cast<const std::uint16_t*>(mins.data()), static_cast<float*>(y.data()),
-                               y.where().index);
+    cuda::dequantize_per_token({p.values, p.codes, p.scales, p.mins, p.n, group_size, p.bits}, ptr.codes,
+                               ptr.scales, ptr.mins, ptr.y, y.where().index);
     return;
   }
 #endif
   const detail::group_kernels& k = detail::active_group_kernels();
-  const auto* sp = static_cast<const std::uint16_t*>(scales.data());
-  const auto* mp = static_cast<const std::uint16_t*>(mins.data());
-  auto* yp = static_cast<float*>(y.data());
   detail::parallel_tasks(p.values.rows, y.numel(), [&](std::int64_t r) {
-    k.dequantize_row(bytes_at<const std::uint8_t>(codes, p.codes.row_offset(r)), sp + p.scales.row_offset(r),
-                     mp + p.mins.row_offset(r), p.n, group_size, p.bits, yp + p.values.row_offset(r));
+    k.dequantize_row(bytes_at<const std::uint8_t>(codes, p.codes.row_offset(r)), ptr.scales + p.scales.row_offset(r),
+                     ptr.mins + p.mins.row_offset(r), p.n, group_size, p.bits, ptr.y + p.values.row_offset(r));
   });
 }
 
@@ -225,27 +246,22 @@ void quantize_per_channel(const tensor_view& x, const tensor_view& codes, const 
                           const tensor_view& mins, std::int64_t group_size) {
   constexpr std::string_view fn = "kv::quantize_per_channel";
   const channel_plan p = plan_per_channel(fn, x, "x", codes, scales, mins, group_size);
-  detail::check_output(fn, "codes", codes, {x});
-  detail::check_output(fn, "scales", scales, {x, codes});
-  detail::check_output(fn, "mins", mins, {x, codes, scales});
+  const quantize_ptrs ptr = quantize_outputs(fn, x, codes, scales, mins);
   if (x.numel() == 0) return;
 #if CINCH_WITH_CUDA
   if (x.where().kind == device_kind::cuda) {
     cuda::quantize_per_channel(
         {p.values, p.codes, p.scales, p.mins, p.chunks, p.d, group_size, p.token_stride, p.channel_stride, p.bits},
-        static_cast<const float*>(x.data()), static_cast<std::uint8_t*>(codes.data()),
-        static_cast<std::uint16_t*>(scales.data()), static_cast<std::uint16_t*>(mins.data()), x.where().index);
+        ptr.x, ptr.codes, ptr.scales, ptr.mins, x.where().index);
     return;
   }
 #endif
   const detail::group_kernels& k = detail::active_group_kernels();
-  const auto* xp = static_cast<const float*>(x.data());
-  auto* sp = static_cast<std::uint16_t*>(scales.data());
-  auto* mp = static_cast<std::uint16_t*>(mins.data());
   for_each_chunk_block(p, group_size, [&](std::int64_t chunk, std::int64_t c0, std::int64_t channels) {
-    k.quantize_chunk(xp + p.values.row_offset(chunk * group_size) + c0, p.token_stride, channels, group_size, p.bits,
-                     bytes_at<std::uint8_t>(codes, p.codes.row_offset(chunk)) + c0 * p.channel_stride,
-                     p.channel_stride, sp + p.scales.row_offset(chunk) + c0, mp + p.mins.row_offset(chunk) + c0);
+    k.quantize_chunk(ptr.x + p.values.row_offset(chunk * group_size) + c0, p.token_stride, channels, group_size,
+                     p.bits, bytes_at<std::uint8_t>(codes, p.codes.row_offset(chunk)) + c0 * p.channel_stride,
+                     p.channel_stride, ptr.scales + p.scales.row_offset(chunk) + c0,
+                     ptr.mins + p.mins.row_offset(chunk) + c0);
   });
 }
 
@@ -253,26 +269,22 @@ void dequantize_per_channel(const tensor_view& codes, const tensor_view& scales,
                             const tensor_view& y, std::int64_t group_size) {
   constexpr std::string_view fn = "kv::dequantize_per_channel";
   const channel_plan p = plan_per_channel(fn, y, "y", codes, scales, mins, group_size);
-  detail::check_output(fn, "y", y, {codes, scales, mins});
+  const dequantize_ptrs ptr = dequantize_output(fn, codes, scales, mins, y);
   if (y.numel() == 0) return;
 #if CINCH_WITH_CUDA
   if (y.where().kind == device_kind::cuda) {
     cuda::dequantize_per_channel(
         {p.values, p.codes, p.scales, p.mins, p.chunks, p.d, group_size, p.token_stride, p.channel_stride, p.bits},
-        static_cast<const std::uint8_t*>(codes.data()), static_cast<const std::uint16_t*>(scales.data()),
-        static_cast<const std::uint16_t*>(mins.data()), static_cast<float*>(y.data()), y.where().index);
+        ptr.codes, ptr.scales, ptr.mins, ptr.y, y.where().index);
     return;
   }
 #endif
   const detail::group_kernels& k = detail::active_group_kernels();
-  const auto* sp = static_cast<const std::uint16_t*>(scales.data());
-  const auto* mp = static_cast<const std::uint16_t*>(mins.data());
-  auto* yp = static_cast<float*>(y.data());
   for_each_chunk_block(p, group_size, [&](std::int64_t chunk, std::int64_t c0, std::int64_t channels) {
     k.dequantize_chunk(bytes_at<const std::uint8_t>(codes, p.codes.row_offset(chunk)) + c0 * p.channel_stride,
-                       p.channel_stride, sp + p.scales.row_offset(chunk) + c0, mp + p.mins.row_offset(chunk) + c0,
-                       channels, group_size, p.bits, yp + p.values.row_offset(chunk * group_size) + c0,
-                       p.token_stride);
+                       p.channel_stride, ptr.scales + p.scales.row_offset(chunk) + c0,
+                       ptr.mins + p.mins.row_offset(chunk) + c0, channels, group_size, p.bits,
+                       ptr.y + p.values.row_offset(chunk * group_size) + c0, p.token_stride);
   });
 }
 
