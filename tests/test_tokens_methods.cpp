@@ -21,35 +21,17 @@
 #include "cpu_targets.hpp"
 #include "error_matchers.hpp"
 #include "random_data.hpp"
+#include "tokens_fixture.hpp"
 
 using cinch::dtype;
 using cinch::errc;
 using cinch::tensor_view;
 namespace tokens = cinch::tokens;
-using index_list = std::vector<std::int64_t>;
 
 namespace {
 
 void copy_row(std::vector<float>& x, std::int64_t d, std::int64_t from, std::int64_t to, float scale = 1.0f) {
   for (std::int64_t c = 0; c < d; ++c) x[std::size_t(to * d + c)] = scale * x[std::size_t(from * d + c)];
-}
-
-std::int64_t total(const index_list& v) { return std::accumulate(v.begin(), v.end(), std::int64_t(0)); }
-
-// The plan on the reference backend; REQUIREs every Highway target to give the same.
-template <class Method>
-tokens::plan same_on_every_backend(Method method) {
-  cinch::force_backend(cinch::backend_kind::ref);
-  const tokens::plan expected = method();
-  cinch::force_backend(cinch::backend_kind::simd);
-  for_each_cpu_target([&](const std::string&) {
-    const tokens::plan p = method();
-    REQUIRE(p.kept == expected.kept);
-    REQUIRE(p.assign == expected.assign);
-    REQUIRE(p.weights == expected.weights);
-  });
-  cinch::force_backend(std::nullopt);
-  return expected;
 }
 
 tokens::inputs with_features(const std::vector<float>& x, std::int64_t n, std::int64_t d) {

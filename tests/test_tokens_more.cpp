@@ -29,31 +29,14 @@
 #include "cpu_targets.hpp"
 #include "error_matchers.hpp"
 #include "random_data.hpp"
+#include "tokens_fixture.hpp"
 
 using cinch::dtype;
 using cinch::errc;
 using cinch::tensor_view;
 namespace tokens = cinch::tokens;
-using index_list = std::vector<std::int64_t>;
 
 namespace {
-
-std::int64_t total(const index_list& v) { return std::accumulate(v.begin(), v.end(), std::int64_t(0)); }
-
-template <class Method>
-tokens::plan same_on_every_backend(Method method) {
-  cinch::force_backend(cinch::backend_kind::ref);
-  const tokens::plan expected = method();
-  cinch::force_backend(cinch::backend_kind::simd);
-  for_each_cpu_target([&](const std::string&) {
-    const tokens::plan p = method();
-    REQUIRE(p.kept == expected.kept);
-    REQUIRE(p.assign == expected.assign);
-    REQUIRE(p.weights == expected.weights);
-  });
-  cinch::force_backend(std::nullopt);
-  return expected;
-}
 
 // Rows near one of a few directions: direction (i / per_group) plus small noise.
 std::vector<float> grouped(std::int64_t n, std::int64_t d, std::int64_t per_group, unsigned seed) {
