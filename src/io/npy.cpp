@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "cinch/io/bytes.hpp"
+#include "io/origin.hpp"
 
 namespace cinch::io {
 namespace {
@@ -47,17 +48,6 @@ std::optional<std::string_view> descr_of_dtype(dtype type) {
     if (t.type == type) return t.descr;
   return std::nullopt;
 }
-
-// The function and the file every message names: "load_npy: k.npy: ...".
-struct origin {
-  std::string_view function;
-  std::string_view source;
-
-  template <class... Parts>
-  [[noreturn]] void fail(errc code, const Parts&... parts) const {
-    cinch::detail::fail(code, function, source, ": ", parts...);
-  }
-};
 
 std::string byte_name(unsigned char c) {
   if (c >= 0x20 && c < 0x7F) return std::string("'") + static_cast<char>(c) + "'";

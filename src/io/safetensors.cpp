@@ -13,6 +13,7 @@
 
 #include "cinch/core/backend.hpp"
 #include "cinch/detail/checks.hpp"
+#include "io/origin.hpp"
 
 #if __has_include(<sys/mman.h>)
 #include <fcntl.h>
@@ -48,16 +49,6 @@ const dtype_entry* find_dtype(std::string_view name) {
     if (d.name == name) return &d;
   return nullptr;
 }
-
-// The function and the file every message names.
-struct origin {
-  std::string_view function;
-  std::string_view source;
-  template <class... Parts>
-  [[noreturn]] void fail(errc code, const Parts&... parts) const {
-    cinch::detail::fail(code, function, source, ": ", parts...);
-  }
-};
 
 std::uint64_t element_count(const origin& at, const std::string& name, const std::vector<std::int64_t>& shape,
                             std::uint64_t item) {
