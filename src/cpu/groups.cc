@@ -20,6 +20,7 @@
 #include <hwy/highway.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "cinch/ref/groups.hpp"
 #include "kv/group_kernels.hpp"
@@ -346,6 +347,15 @@ void dequantize_chunk_bits(const std::uint8_t* codes, std::int64_t channel_strid
     ref::dequantize_group(codes + c0 * channel_stride, scales[c0], mins[c0], group, Bits, y + c0, token_stride);
 }
 
+// Calls f(std::integral_constant<int, bits>{}) for bits 2, 4 or 8, the widths the
+// public operations let through.
+template <class F>
+HWY_INLINE void with_bits(int bits, F f) {
+  if (bits == 2) f(std::integral_constant<int, 2>());
+  else if (bits == 4) f(std::integral_constant<int, 4>());
+  else f(std::integral_constant<int, 8>());
+}
+
 #endif  // HWY_TARGET != HWY_SCALAR
 
 // The exported kernels: one instantiation per code width. The scalar target runs the reference.
@@ -354,9 +364,7 @@ void quantize_row(const float* x, std::int64_t n, std::int64_t group, int bits, 
 #if HWY_TARGET == HWY_SCALAR
   ref::quantize_per_token_row(x, n, group, bits, codes, scales, mins);
 #else
-  if (bits == 2) quantize_row_bits<2>(x, n, group, codes, scales, mins);
-  else if (bits == 4) quantize_row_bits<4>(x, n, group, codes, scales, mins);
-  else quantize_row_bits<8>(x, n, group, codes, scales, mins);
+  with_bits(bits, [&](auto b) { quantize_row_bits<b.value>(x, n, group, codes, scales, mins); });
 #endif
 }
 
@@ -365,9 +373,7 @@ void dequantize_row(const std::uint8_t* codes, const std::uint16_t* scales, cons
 #if HWY_TARGET == HWY_SCALAR
   ref::dequantize_per_token_row(codes, scales, mins, n, group, bits, y);
 #else
-  if (bits == 2) dequantize_row_bits<2>(codes, scales, mins, n, group, y);
-  else if (bits == 4) dequantize_row_bits<4>(codes, scales, mins, n, group, y);
-  else dequantize_row_bits<8>(codes, scales, mins, n, group, y);
+  with_bits(bits, [&](auto b) { dequantize_row_bits<b.value>(codes, scales, mins, n, group, y); });
 #endif
 }
 
@@ -376,9 +382,9 @@ void quantize_chunk(const float* x, std::int64_t token_stride, std::int64_t d, s
 #if HWY_TARGET == HWY_SCALAR
   ref::quantize_per_channel_chunk(x, token_stride, d, group, bits, codes, channel_stride, scales, mins);
 #else
-  if (bits == 2) quantize_chunk_bits<2>(x, token_stride, d, group, codes, channel_stride, scales, mins);
-  else if (bits == 4) quantize_chunk_bits<4>(x, token_stride, d, group, codes, channel_stride, scales, mins);
-  else quantize_chunk_bits<8>(x, token_stride, d, group, codes, channel_stride, scales, mins);
+  with_bits(bits, [&](auto b) {
+    quantize_chunk_bits<b.value>(x, token_stride, d, group, codes, channel_stride, scales, mins);
+  });
 #endif
 }
 
@@ -388,9 +394,9 @@ void dequantize_chunk(const std::uint8_t* codes, std::int64_t channel_stride, co
 #if HWY_TARGET == HWY_SCALAR
   ref::dequantize_per_channel_chunk(codes, channel_stride, scales, mins, d, group, bits, y, token_stride);
 #else
-  if (bits == 2) dequantize_chunk_bits<2>(codes, channel_stride, scales, mins, d, group, y, token_stride);
-  else if (bits == 4) dequantize_chunk_bits<4>(codes, channel_stride, scales, mins, d, group, y, token_stride);
-  else dequantize_chunk_bits<8>(codes, channel_stride, scales, mins, d, group, y, token_stride);
+  with_bits(bits, [&](auto b) {
+    dequantize_chunk_bits<b.value>(codes, channel_stride, scales, mins, d, group, y, token_stride);
+  });
 #endif
 }
 
