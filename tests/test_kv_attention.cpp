@@ -194,6 +194,18 @@ void check_all_heads(const cache& c, attention_workspace* ws) {
   }
 }
 
+// check_all_heads without and with a workspace, on the reference and on every Highway target.
+void check_all_heads_on_every_backend(const cache& c, attention_workspace& ws) {
+  const auto both = [&] {
+    check_all_heads(c, nullptr);
+    check_all_heads(c, &ws);
+  };
+  cinch::force_backend(cinch::backend_kind::ref);
+  both();
+  cinch::force_backend(std::nullopt);
+  for_each_cpu_target([&](const std::string&) { both(); });
+}
+
 }  // namespace
 
 TEST_CASE("hand-computed attention over two tokens", "[kv][attention]") {
@@ -217,14 +229,7 @@ TEST_CASE("attention equals softmax attention over the dequantized cache for eve
       INFO("head_dim " << d << ", format " << name_of(f));
       const cache c = filled_cache(f, f, d, 11);
       attention_workspace ws(16, d, 7);
-      cinch::force_backend(cinch::backend_kind::ref);
-      check_all_heads(c, nullptr);
-      check_all_heads(c, &ws);
-      cinch::force_backend(std::nullopt);
-      for_each_cpu_target([&](const std::string&) {
-        check_all_heads(c, nullptr);
-        check_all_heads(c, &ws);
-      });
+      check_all_heads_on_every_backend(c, ws);
     }
   }
 }
@@ -348,14 +353,7 @@ TEST_CASE("mixed precision: attention over both parts of every head", "[kv][atte
     CHECK(c.view(0, 0, 1).tokens == 100);  // every third token of 301
     CHECK(c.tokens(0, 0) == 301);
     attention_workspace ws(16, d, 7);
-    cinch::force_backend(cinch::backend_kind::ref);
-    check_all_heads(c, nullptr);
-    check_all_heads(c, &ws);
-    cinch::force_backend(std::nullopt);
-    for_each_cpu_target([&](const std::string&) {
-      check_all_heads(c, nullptr);
-      check_all_heads(c, &ws);
-    });
+    check_all_heads_on_every_backend(c, ws);
     // The same from the views, head h's part p at h * 2 + p.
     std::vector<head_view> views;
     for (int h = 0; h < 4; ++h)
