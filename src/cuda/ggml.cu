@@ -12,32 +12,35 @@ namespace {
 constexpr unsigned threads = 128;
 constexpr std::int64_t values_per_block = ref::ggml_block_values;
 
+// Runs body(r, i) for block i of every row r of `rows`, one pair per thread in a
+// grid-stride loop.
+template <class Body>
+__device__ void for_each_block(const detail::row_layout& rows, Body body) {
+  const std::int64_t per_row = rows.cols / values_per_block;
+  const std::int64_t total = rows.rows * per_row;
+  for (std::int64_t g = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
+       g += std::int64_t(gridDim.x) * blockDim.x)
+    body(g / per_row, g % per_row);
+}
+
 template <dtype Format, class T>
 __global__ void quantize_kernel(detail::row_layout x_rows, const T* x, detail::row_layout block_rows,
                                 std::uint8_t* blocks) {
   constexpr std::int64_t bytes = info(Format).block_bytes;
-  const std::int64_t per_row = x_rows.cols / values_per_block;
-  const std::int64_t total = x_rows.rows * per_row;
-  for (std::int64_t g = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
-       g += std::int64_t(gridDim.x) * blockDim.x) {
-    const std::int64_t r = g / per_row, i = g % per_row;
+  for_each_block(x_rows, [&](std::int64_t r, std::int64_t i) {
     ref::quantize_block<Format>(x + x_rows.row_offset(r) + i * values_per_block,
                                 blocks + (block_rows.row_offset(r) / values_per_block + i) * bytes);
-  }
+  });
 }
 
 template <dtype Format, class T>
 __global__ void dequantize_kernel(detail::row_layout block_rows, const std::uint8_t* blocks, detail::row_layout y_rows,
                                   T* y) {
   constexpr std::int64_t bytes = info(Format).block_bytes;
-  const std::int64_t per_row = y_rows.cols / values_per_block;
-  const std::int64_t total = y_rows.rows * per_row;
-  for (std::int64_t g = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
-       g += std::int64_t(gridDim.x) * blockDim.x) {
-    const std::int64_t r = g / per_row, i = g % per_row;
+  for_each_block(y_rows, [&](std::int64_t r, std::int64_t i) {
     ref::dequantize_block<Format>(blocks + (block_rows.row_offset(r) / values_per_block + i) * bytes,
                                   y + y_rows.row_offset(r) + i * values_per_block);
-  }
+  });
 }
 
 unsigned grid_for(const detail::row_layout& rows) {
