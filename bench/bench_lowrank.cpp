@@ -6,8 +6,10 @@
 // Householder reflections, so it is dense. A Gaussian sketch is rotation invariant,
 // so the randomized method sees the same problem as with any other singular
 // vectors. Rank 256. Benchmarks:
-//   randomized_svd/n/threads/q lowrank::truncated_svd randomized, p = 10 and q power
-//                              iterations (4, the default; 2 and 3 too at n = 4096, one thread)
+//   randomized_svd/n/threads/q/bits  lowrank::truncated_svd randomized, p = 10, q power
+//                              iterations (4, the default; 2 and 3 too at n = 4096, one thread),
+//                              range finder in int16 (bits 16, the default) or f32 (bits 32,
+//                              the baseline; at n = 4096, one thread)
 //   exact_svd/n/threads        lowrank::truncated_svd exact (BDCSVD in double)
 //   eigen_bdcsvd/n             Eigen::BDCSVD<MatrixXf> with thin U and V, the baseline
 // Counters: excess_pct = 100 (||W - U S V^T||_F / optimum - 1), computed once
@@ -149,10 +151,12 @@ void run_svd(benchmark::State& state, cinch::lowrank::svd_method method) {
   const std::int64_t n = state.range(0);
   const scoped_threads threads(int(state.range(1)));
   const int q = state.range(2) > 0 ? int(state.range(2)) : cinch::lowrank::svd_options{}.power_iterations;
+  const auto precision = state.range(3) == 32 ? cinch::lowrank::svd_precision::f32 : cinch::lowrank::svd_precision::int16;
   const cinch::tensor_view w = svd_view(n);  // made before the timing starts
   cinch::lowrank::svd_result last;
   for (auto _ : state) {
-    last = cinch::lowrank::truncated_svd(w, svd_rank, {.method = method, .power_iterations = q});
+    last = cinch::lowrank::truncated_svd(w, svd_rank, {.method = method, .power_iterations = q,
+                                                       .power_precision = precision});
     benchmark::DoNotOptimize(last.sigma.data());
   }
   state.counters["excess_pct"] = excess_pct(last, n);
@@ -263,15 +267,18 @@ void eigen_dense(benchmark::State& state) {
 void register_all() {
   for (std::int64_t n : {std::int64_t(1024), layer}) {
     for (std::int64_t q : {2, 3, 4})
-      if (q == 4 || n == layer)
-        benchmark::RegisterBenchmark("randomized_svd", randomized_svd)->Args({n, 1, q})->Unit(benchmark::kMillisecond);
+      for (std::int64_t bits : {16, 32})
+        if (n == layer || (q == 4 && bits == 16))
+          benchmark::RegisterBenchmark("randomized_svd", randomized_svd)
+              ->Args({n, 1, q, bits})
+              ->Unit(benchmark::kMillisecond);
     if (all_threads() > 1)
       benchmark::RegisterBenchmark("randomized_svd", randomized_svd)
-          ->Args({n, all_threads(), 4})
+          ->Args({n, all_threads(), 4, 16})
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     if (n == layer && !full_run()) continue;
-    benchmark::RegisterBenchmark("exact_svd", exact_svd)->Args({n, 1, 0})->Unit(benchmark::kMillisecond)->Iterations(1);
+    benchmark::RegisterBenchmark("exact_svd", exact_svd)->Args({n, 1, 0, 0})->Unit(benchmark::kMillisecond)->Iterations(1);
     benchmark::RegisterBenchmark("eigen_bdcsvd", eigen_bdcsvd)->Arg(n)->Unit(benchmark::kMillisecond)->Iterations(1);
   }
   std::vector<int> thread_counts{1};

@@ -24,8 +24,14 @@ void ref_gemm_f64(const gemm_args<double>& g, double*) noexcept {
   ref::gemm(g.M, g.N, g.K, g.a, g.rsa, g.csa, g.b, g.rsb, g.csb, g.c, g.rsc, g.csc, g.accumulate);
 }
 
-constexpr lowrank_kernels ref_table{ref_gemm_f32, ref_gemm_f64, ref::dot_rows};
-constexpr lowrank_kernels simd_table{cpu::gemm_f32, cpu::gemm_f64, cpu::dot_rows};
+void ref_gemm_i16(const gemm_i16_args& g, std::int16_t*) noexcept {
+  ref::gemm_i16(g.M, g.N, g.K, g.a, g.rsa, g.csa, g.b, g.rsb, g.csb, g.row_scale, g.col_scale, g.c, g.rsc, g.csc);
+}
+
+constexpr lowrank_kernels ref_table{ref_gemm_f32,     ref_gemm_f64,           ref::dot_rows,
+                                     ref_gemm_i16,     ref::quantize_rows_i16, ref::quantize_columns_i16};
+constexpr lowrank_kernels simd_table{cpu::gemm_f32,     cpu::gemm_f64,           cpu::dot_rows,
+                                     cpu::gemm_i16,     cpu::quantize_rows_i16, cpu::quantize_columns_i16};
 
 }  // namespace
 
@@ -72,6 +78,26 @@ void multiply_rows(strided_matrix<T> c, strided_matrix<const T> a, strided_matri
 }
 
 }  // namespace
+
+void multiply_i16(strided_matrix<float> c, strided_matrix<const std::int16_t> a, strided_matrix<const std::int16_t> b,
+                  const float* row_scale, const float* col_scale) {
+  const auto gemm = cinch::detail::active_lowrank_kernels().gemm_i16;
+  const std::int64_t m = c.rows, n = c.cols, k = a.cols;
+  if (m == 0 || n == 0) return;
+  const int threads = int(std::clamp<std::int64_t>((m + 7) / 8, 1, threads_for(m * n * k)));
+  const std::int64_t chunk = ((m + threads - 1) / threads + 7) / 8 * 8;
+  const std::int64_t pack_elems = cinch::detail::gemm_i16_pack_elems(n);
+  std::vector<std::int16_t> packs(std::size_t(pack_elems * threads));
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int t = 0; t < threads; ++t) {
+    const std::int64_t begin = t * chunk, end = std::min(m, begin + chunk);
+    if (begin >= end) continue;
+    const cinch::detail::gemm_i16_args g{end - begin, n,    k,    a.data + begin * a.rs, a.rs,     a.cs,
+                                         b.data,      b.rs, b.cs, row_scale + begin,     col_scale, c.data + begin * c.rs,
+                                         c.rs,        c.cs};
+    gemm(g, packs.data() + t * pack_elems);
+  }
+}
 
 void multiply(strided_matrix<float> c, strided_matrix<const float> a, strided_matrix<const float> b, bool accumulate) {
   multiply_rows(c, a, b, accumulate);

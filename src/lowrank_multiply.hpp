@@ -29,4 +29,10 @@ void multiply(strided_matrix<float> c, strided_matrix<const float> a, strided_ma
 void multiply(strided_matrix<double> c, strided_matrix<const double> a, strided_matrix<const double> b,
               bool accumulate = false);
 
+// C = diag(row_scale) (A B) diag(col_scale) on int16 codes (ref::gemm_i16: |codes|
+// <= ref::i16_range, exact int32 sums), rows of C over threads. A with unit column
+// stride is read in place; B is packed.
+void multiply_i16(strided_matrix<float> c, strided_matrix<const std::int16_t> a, strided_matrix<const std::int16_t> b,
+                  const float* row_scale, const float* col_scale);
+
 }  // namespace cinch::lowrank::detail

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numbers>
 #include <utility>
+#include <vector>
 
 #include "cinch/detail/checks.hpp"
 #include "cinch/lowrank/svd.hpp"
+#include "lowrank_kernels.hpp"
 #include "lowrank_linalg.hpp"
 
 namespace cinch::lowrank {
@@ -57,6 +60,9 @@ void check_svd_request(std::string_view fn, std::int64_t m, std::int64_t n, std:
   if (o.power_iterations < 0)
     cinch::detail::fail(errc::invalid_argument, fn, "svd_options::power_iterations must be >= 0, got ",
                         o.power_iterations);
+  if (o.power_precision != svd_precision::int16 && o.power_precision != svd_precision::f32)
+    cinch::detail::fail(errc::invalid_argument, fn, "svd_options::power_precision must be int16 or f32, got ",
+                        static_cast<int>(o.power_precision));
 }
 
 namespace {
@@ -154,6 +160,70 @@ matd orthonormalize(matf_rows& y, int passes) {
   return r;
 }
 
+// The range finder's products y = W x and z = W^T x, in f32 on W in place or on
+// int16 codes: W ~ diag(s) Wq with one scale per row, kept as Wq and Wq^T (both
+// row-major, so the kernel reads them in place). W x = diag(s) Wq x, with x coded
+// per column; W^T x = Wq^T (diag(s) x), with diag(s) x coded per column.
+class range_products {
+ public:
+  range_products(strided_matrix<const float> w, svd_precision precision, std::int64_t l)
+      : w_(w), int16_(precision == svd_precision::int16) {
+    if (!int16_) return;
+    const std::int64_t m = w.rows, n = w.cols;
+    const auto& kernels = cinch::detail::active_lowrank_kernels();
+    codes_.resize(std::size_t(m * n));
+    scale_.resize(std::size_t(m));
+    if (w.cs == 1) {
+      kernels.quantize_rows_i16(m, n, w.data, w.rs, codes_.data(), n, scale_.data());
+    } else {
+      std::vector<float> row(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < m; ++i) {
+        for (std::int64_t j = 0; j < n; ++j) row[std::size_t(j)] = w.data[i * w.rs + j * w.cs];
+        kernels.quantize_rows_i16(1, n, row.data(), n, codes_.data() + i * n, n, scale_.data() + i);
+      }
+    }
+    transposed_codes_.resize(codes_.size());
+    constexpr std::int64_t tile = 64;  // cache-sized blocks of the transpose
+    for (std::int64_t i0 = 0; i0 < m; i0 += tile)
+      for (std::int64_t j0 = 0; j0 < n; j0 += tile)
+        for (std::int64_t i = i0; i < std::min(m, i0 + tile); ++i)
+          for (std::int64_t j = j0; j < std::min(n, j0 + tile); ++j)
+            transposed_codes_[std::size_t(j * m + i)] = codes_[std::size_t(i * n + j)];
+    ones_.assign(std::size_t(n), 1.0f);
+    x_codes_.resize(std::size_t(std::max(m, n) * l));
+    x_scale_.resize(std::size_t(l));
+  }
+
+  // out = W x
+  void times(matf_rows& out, const matf_rows& x) {
+    if (!int16_) return multiply(as_strided(out), w_, as_strided(x));
+    code_columns(x, nullptr);
+    multiply_i16(as_strided(out), {codes_.data(), w_.rows, w_.cols, w_.cols, 1}, x_codes_of(x), scale_.data(),
+                 x_scale_.data());
+  }
+  // out = W^T x
+  void transposed_times(matf_rows& out, const matf_rows& x) {
+    if (!int16_) return multiply(as_strided(out), w_.t(), as_strided(x));
+    code_columns(x, scale_.data());
+    multiply_i16(as_strided(out), {transposed_codes_.data(), w_.cols, w_.rows, w_.rows, 1}, x_codes_of(x),
+                 ones_.data(), x_scale_.data());
+  }
+
+ private:
+  void code_columns(const matf_rows& x, const float* weight) {
+    cinch::detail::active_lowrank_kernels().quantize_columns_i16(x.rows(), x.cols(), x.data(), x.cols(), weight,
+                                                                  x_codes_.data(), x.cols(), x_scale_.data());
+  }
+  strided_matrix<const std::int16_t> x_codes_of(const matf_rows& x) const {
+    return {x_codes_.data(), std::int64_t(x.rows()), std::int64_t(x.cols()), std::int64_t(x.cols()), 1};
+  }
+
+  strided_matrix<const float> w_;
+  bool int16_;
+  std::vector<std::int16_t> codes_, transposed_codes_, x_codes_;
+  std::vector<float> scale_, ones_, x_scale_;
+};
+
 // w is read in place through its strides: the GEMM takes any.
 svd_parts svd_randomized(strided_matrix<const float> w, std::int64_t k, const svd_options& o) {
   const std::int64_t m = w.rows, n = w.cols;
@@ -163,13 +233,14 @@ svd_parts svd_randomized(strided_matrix<const float> w, std::int64_t k, const sv
   normal_stream normal(o.seed);
   for (Eigen::Index i = 0; i < omega.size(); ++i) omega.data()[i] = normal.next();
 
+  range_products range(w, o.power_precision, l);
   matf_rows y(m, l), z(n, l);
-  multiply(as_strided(y), w, as_strided(std::as_const(omega)));
+  range.times(y, omega);
   orthonormalize(y, 1);
   for (int it = 0; it < o.power_iterations; ++it) {
-    multiply(as_strided(z), wt, as_strided(std::as_const(y)));
+    range.transposed_times(z, y);
     orthonormalize(z, 1);
-    multiply(as_strided(y), w, as_strided(std::as_const(z)));
+    range.times(y, z);
     orthonormalize(y, 1);
   }
   orthonormalize(y, 1);  // a second pass: Q must be orthonormal to working precision

@@ -2,13 +2,17 @@
 // decompositions and the rows-against-rows dot kernel of the fused apply. They
 // compute the sums of cinch/ref/lowrank.hpp in another order (lanes, blocks of k),
 // so results differ from the reference by rounding only, within the bound stated there.
+// The int16 GEMM of the range finder sums exactly and keeps the reference's flush
+// order, so it gives the reference's bits.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/lowrank.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <cmath>
 #include <cstring>
 
+#include "cinch/ref/lowrank.hpp"
 #include "lowrank_kernels.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -128,6 +132,212 @@ void gemm(const detail::gemm_args<T>& g, T* pack) {
 void gemm_f32(const detail::gemm_args<float>& g, float* pack) { gemm(g, pack); }
 void gemm_f64(const detail::gemm_args<double>& g, double* pack) { gemm(g, pack); }
 
+// ------------------------------------------------------------------ int16 GEMM
+// C = diag(row_scale) (A B) diag(col_scale), flushed as ref::gemm_i16 does. B is
+// packed per chunk of gemm_i16_k_chunk rows into panels of NR = 2 int32 vectors of
+// columns with each pair of rows interleaved, (b(2p, j), b(2p + 1, j)), so that one
+// ReorderWidenMulAccumulate adds both products of a pair per column; a row of A
+// supplies the matching pair (a(i, 2p), a(i, 2p + 1)) as one broadcast int32, read in
+// place where A has unit column stride, else from a packed copy. The int32 sums of a
+// block (ref::i16_k_block rows) go into a float tile that lives across the chunk.
+// Odd K pads one zero row.
+constexpr std::int64_t i16_block_pairs = ref::i16_k_block / 2;
+static_assert(detail::gemm_i16_k_chunk % ref::i16_k_block == 0, "a chunk holds whole overflow blocks");
+static_assert(gemm_rows <= detail::gemm_i16_max_rows, "row tile larger than the pack workspace");
+
+template <class D32>
+void pack_b_i16(D32 d32, const std::int16_t* b, std::int64_t rsb, std::int64_t csb, std::int64_t kc, std::int64_t n,
+                std::int16_t* out) {
+  const std::int64_t nr = 2 * static_cast<std::int64_t>(hn::Lanes(d32)), pairs = (kc + 1) / 2;
+  for (std::int64_t j0 = 0; j0 < n; j0 += nr) {
+    const std::int64_t w = n - j0 < nr ? n - j0 : nr;
+    std::int16_t* panel = out + j0 * 2 * pairs;
+    for (std::int64_t p = 0; p < pairs; ++p) {
+      std::int16_t* o = panel + p * 2 * nr;
+      const std::int16_t* even = b + 2 * p * rsb + j0 * csb;
+      const bool has_odd = 2 * p + 1 < kc;
+      for (std::int64_t j = 0; j < w; ++j) {
+        o[2 * j] = even[j * csb];
+        o[2 * j + 1] = has_odd ? even[rsb + j * csb] : std::int16_t(0);
+      }
+      for (std::int64_t j = 2 * w; j < 2 * nr; ++j) o[j] = 0;
+    }
+  }
+}
+
+// Rows [0, rows) of A over kc columns, each row as 2 * pairs codes (a zero pads odd kc).
+inline void pack_a_i16(const std::int16_t* a, std::int64_t rsa, std::int64_t csa, std::int64_t rows, std::int64_t kc,
+                       std::int16_t* out) {
+  const std::int64_t padded = (kc + 1) / 2 * 2;
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t k = 0; k < padded; ++k) out[r * padded + k] = k < kc ? a[r * rsa + k * csa] : std::int16_t(0);
+}
+
+// tile[r * NR + j] += the sums of pairs [0, pairs) of A rows [0, R) against one
+// panel, flushed to float once per overflow block.
+template <int R, class D32>
+HWY_INLINE void gemm_i16_tile(D32 d32, std::int64_t pairs, const std::int16_t* HWY_RESTRICT a, std::int64_t ars,
+                              const std::int16_t* HWY_RESTRICT panel, float* HWY_RESTRICT tile) {
+  const hn::Repartition<std::int16_t, D32> d16;
+  const hn::Repartition<float, D32> df;
+  using V = hn::Vec<D32>;
+  const std::int64_t lanes = static_cast<std::int64_t>(hn::Lanes(d32));
+  for (std::int64_t p0 = 0; p0 < pairs; p0 += i16_block_pairs) {
+    const std::int64_t p1 = pairs - p0 < i16_block_pairs ? pairs : p0 + i16_block_pairs;
+    // s: the sums of the panel's first vector of columns, t: of its second; *1: the
+    // second halves some targets keep apart (RearrangeToOddPlusEven joins them).
+    V s0[R], s1[R], t0[R], t1[R];
+    for (int r = 0; r < R; ++r) s0[r] = s1[r] = t0[r] = t1[r] = hn::Zero(d32);
+    for (std::int64_t p = p0; p < p1; ++p) {
+      const auto b0 = hn::LoadU(d16, panel + 4 * p * lanes);
+      const auto b1 = hn::LoadU(d16, panel + (4 * p + 2) * lanes);
+      for (int r = 0; r < R; ++r) {
+        std::int32_t pair;
+        std::memcpy(&pair, a + r * ars + 2 * p, sizeof pair);
+        const auto ar = hn::BitCast(d16, hn::Set(d32, pair));
+        s0[r] = hn::ReorderWidenMulAccumulate(d32, ar, b0, s0[r], s1[r]);
+        t0[r] = hn::ReorderWidenMulAccumulate(d32, ar, b1, t0[r], t1[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      float* o = tile + r * 2 * lanes;
+      hn::StoreU(hn::Add(hn::LoadU(df, o), hn::ConvertTo(df, hn::RearrangeToOddPlusEven(s0[r], s1[r]))), df, o);
+      hn::StoreU(hn::Add(hn::LoadU(df, o + lanes), hn::ConvertTo(df, hn::RearrangeToOddPlusEven(t0[r], t1[r]))), df,
+                 o + lanes);
+    }
+  }
+}
+
+template <int R, class D32>
+HWY_INLINE void gemm_i16_tile_rows(D32 d32, int rows, std::int64_t pairs, const std::int16_t* a, std::int64_t ars,
+                                   const std::int16_t* panel, float* tile) {
+  if constexpr (R > 0) {
+    if (rows == R) return gemm_i16_tile<R>(d32, pairs, a, ars, panel, tile);
+    gemm_i16_tile_rows<R - 1>(d32, rows, pairs, a, ars, panel, tile);
+  }
+}
+
+void gemm_i16(const detail::gemm_i16_args& g, std::int16_t* pack) {
+#if HWY_TARGET == HWY_SCALAR
+  // One lane cannot hold a pair of codes.
+  (void)pack;
+  ref::gemm_i16(g.M, g.N, g.K, g.a, g.rsa, g.csa, g.b, g.rsb, g.csb, g.row_scale, g.col_scale, g.c, g.rsc, g.csc);
+#else
+  const hn::ScalableTag<std::int32_t> d32;
+  const std::int64_t nr = 2 * static_cast<std::int64_t>(hn::Lanes(d32));
+  static_assert(2 * HWY_MAX_BYTES / sizeof(std::int32_t) <= detail::gemm_max_panel, "panel wider than the workspace");
+  if (g.M == 0 || g.N == 0) return;
+  if (g.K == 0) {
+    for (std::int64_t i = 0; i < g.M; ++i)
+      for (std::int64_t j = 0; j < g.N; ++j) g.c[i * g.rsc + j * g.csc] = 0.0f * (g.row_scale[i] * g.col_scale[j]);
+    return;
+  }
+  std::int16_t* b_pack = pack;
+  std::int16_t* a_pack = pack + detail::gemm_i16_k_chunk * (g.N + detail::gemm_max_panel);
+  HWY_ALIGN float tile[detail::gemm_i16_max_rows * detail::gemm_max_panel];
+  for (std::int64_t k0 = 0; k0 < g.K; k0 += detail::gemm_i16_k_chunk) {
+    const std::int64_t kc = g.K - k0 < detail::gemm_i16_k_chunk ? g.K - k0 : detail::gemm_i16_k_chunk;
+    const std::int64_t pairs = (kc + 1) / 2;
+    const bool first = k0 == 0, last = k0 + kc == g.K;
+    pack_b_i16(d32, g.b + k0 * g.rsb, g.rsb, g.csb, kc, g.N, b_pack);
+    for (std::int64_t i0 = 0; i0 < g.M; i0 += gemm_rows) {
+      const int rows = int(g.M - i0 < gemm_rows ? g.M - i0 : gemm_rows);
+      const std::int16_t* a = g.a + i0 * g.rsa + k0 * g.csa;
+      std::int64_t ars = g.rsa;
+      if (g.csa != 1 || kc % 2 != 0) {
+        pack_a_i16(a, g.rsa, g.csa, rows, kc, a_pack);
+        a = a_pack;
+        ars = 2 * pairs;
+      }
+      for (std::int64_t j0 = 0; j0 < g.N; j0 += nr) {
+        const std::int64_t w = g.N - j0 < nr ? g.N - j0 : nr;
+        for (int r = 0; r < rows; ++r)
+          for (std::int64_t j = 0; j < nr; ++j)
+            tile[r * nr + j] = first || j >= w ? 0.0f : g.c[(i0 + r) * g.rsc + (j0 + j) * g.csc];
+        gemm_i16_tile_rows<gemm_rows>(d32, rows, pairs, a, ars, b_pack + j0 * 2 * pairs, tile);
+        for (int r = 0; r < rows; ++r) {
+          float* c = g.c + (i0 + r) * g.rsc + j0 * g.csc;
+          const float row_scale = g.row_scale[i0 + r];
+          for (std::int64_t j = 0; j < w; ++j)
+            c[j * g.csc] = last ? tile[r * nr + j] * (row_scale * g.col_scale[j0 + j]) : tile[r * nr + j];
+        }
+      }
+    }
+  }
+#endif
+}
+
+// ------------------------------------------------------------------ int16 codes
+// ref::quantize_rows_i16 / quantize_columns_i16 with the same float operations:
+// |v| and max are exact, the reciprocal a correctly rounded division, NearestInt
+// rounds to nearest with ties to even like nearbyint, and the clamp commutes with
+// it (the rounded value is an integer of magnitude below 2^24).
+template <class DF>
+HWY_INLINE void store_codes(DF df, hn::Vec<DF> v, hn::Vec<DF> inv, std::int16_t* q) {
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<std::int16_t, DF> d16;
+  const auto limit = hn::Set(di, ref::i16_range);
+  const auto code = hn::Min(hn::Max(hn::NearestInt(hn::Mul(v, inv)), hn::Neg(limit)), limit);
+  hn::StoreU(hn::DemoteTo(d16, code), d16, q);
+  (void)df;
+}
+
+void quantize_rows_i16(std::int64_t rows, std::int64_t cols, const float* x, std::int64_t ldx, std::int16_t* q,
+                       std::int64_t ldq, float* scale) {
+  const hn::ScalableTag<float> df;
+  const std::int64_t lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* xi = x + i * ldx;
+    std::int16_t* qi = q + i * ldq;
+    auto vmax = hn::Zero(df);
+    std::int64_t j = 0;
+    for (; j + lanes <= cols; j += lanes) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xi + j)));
+    float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    for (; j < cols; ++j) amax = std::fabs(xi[j]) > amax ? std::fabs(xi[j]) : amax;
+    const float inv = amax > 0 ? float(ref::i16_range) / amax : 0.0f;
+    scale[i] = amax / float(ref::i16_range);
+    const auto vinv = hn::Set(df, inv);
+    for (j = 0; j + lanes <= cols; j += lanes) store_codes(df, hn::LoadU(df, xi + j), vinv, qi + j);
+    for (; j < cols; ++j) qi[j] = ref::i16_code(xi[j], inv);
+  }
+}
+
+void quantize_columns_i16(std::int64_t rows, std::int64_t cols, const float* x, std::int64_t ldx, const float* weight,
+                          std::int16_t* q, std::int64_t ldq, float* scale) {
+  const hn::ScalableTag<float> df;
+  const std::int64_t lanes = static_cast<std::int64_t>(hn::Lanes(df));
+  const std::int64_t body = cols / lanes * lanes;
+  for (std::int64_t j = 0; j < cols; ++j) scale[j] = 0;  // amax until the end of the first pass
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* xi = x + i * ldx;
+    const auto w = hn::Set(df, weight ? weight[i] : 1.0f);
+    for (std::int64_t j = 0; j < body; j += lanes) {
+      const auto v = weight ? hn::Mul(w, hn::LoadU(df, xi + j)) : hn::LoadU(df, xi + j);
+      hn::StoreU(hn::Max(hn::LoadU(df, scale + j), hn::Abs(v)), df, scale + j);
+    }
+    for (std::int64_t j = body; j < cols; ++j) {
+      const float v = std::fabs(weight ? weight[i] * xi[j] : xi[j]);
+      scale[j] = v > scale[j] ? v : scale[j];
+    }
+  }
+  const auto range = hn::Set(df, float(ref::i16_range));
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const float* xi = x + i * ldx;
+    std::int16_t* qi = q + i * ldq;
+    const auto w = hn::Set(df, weight ? weight[i] : 1.0f);
+    for (std::int64_t j = 0; j < body; j += lanes) {
+      const auto amax = hn::LoadU(df, scale + j);
+      const auto inv = hn::IfThenElseZero(hn::Gt(amax, hn::Zero(df)), hn::Div(range, amax));
+      store_codes(df, weight ? hn::Mul(w, hn::LoadU(df, xi + j)) : hn::LoadU(df, xi + j), inv, qi + j);
+    }
+    for (std::int64_t j = body; j < cols; ++j) {
+      const float inv = scale[j] > 0 ? float(ref::i16_range) / scale[j] : 0.0f;
+      qi[j] = ref::i16_code(weight ? weight[i] * xi[j] : xi[j], inv);
+    }
+  }
+  for (std::int64_t j = 0; j < cols; ++j) scale[j] /= float(ref::i16_range);
+}
+
 // ------------------------------------------------------------------ rows against rows
 // T tokens x M rows of dot products share their loads: each step loads T + M
 // vectors for T * M multiply-adds. k runs in blocks so the rows stay in cache.
@@ -215,12 +425,24 @@ namespace cinch::cpu {
 HWY_EXPORT(gemm_f32);
 HWY_EXPORT(gemm_f64);
 HWY_EXPORT(dot_rows);
+HWY_EXPORT(gemm_i16);
+HWY_EXPORT(quantize_rows_i16);
+HWY_EXPORT(quantize_columns_i16);
 
 void gemm_f32(const detail::gemm_args<float>& g, float* pack) noexcept { HWY_DYNAMIC_DISPATCH(gemm_f32)(g, pack); }
 void gemm_f64(const detail::gemm_args<double>& g, double* pack) noexcept { HWY_DYNAMIC_DISPATCH(gemm_f64)(g, pack); }
 void dot_rows(std::int64_t tokens, std::int64_t rows, std::int64_t n, const float* x, std::int64_t ldx, const float* w,
               std::int64_t ldw, float* out, std::int64_t ldo, bool accumulate) noexcept {
   HWY_DYNAMIC_DISPATCH(dot_rows)(tokens, rows, n, x, ldx, w, ldw, out, ldo, accumulate);
+}
+void gemm_i16(const detail::gemm_i16_args& g, std::int16_t* pack) noexcept { HWY_DYNAMIC_DISPATCH(gemm_i16)(g, pack); }
+void quantize_rows_i16(std::int64_t rows, std::int64_t cols, const float* x, std::int64_t ldx, std::int16_t* q,
+                       std::int64_t ldq, float* scale) noexcept {
+  HWY_DYNAMIC_DISPATCH(quantize_rows_i16)(rows, cols, x, ldx, q, ldq, scale);
+}
+void quantize_columns_i16(std::int64_t rows, std::int64_t cols, const float* x, std::int64_t ldx, const float* weight,
+                          std::int16_t* q, std::int64_t ldq, float* scale) noexcept {
+  HWY_DYNAMIC_DISPATCH(quantize_columns_i16)(rows, cols, x, ldx, weight, q, ldq, scale);
 }
 
 }  // namespace cinch::cpu

@@ -9,6 +9,7 @@
 // u the unit roundoff of T (2^-24 for float).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "cinch/config.hpp"
@@ -66,6 +67,83 @@ inline void apply_factors(std::int64_t tokens, std::int64_t m, std::int64_t n, s
         float& out = y[t * ldy + i];
         out = (accumulate || j0 > 0) ? out + s : s;
       }
+    }
+}
+
+// ------------------------------------------------------------------ int16 products
+// The range finder of the randomized SVD can multiply in int16 with exact int32
+// sums (2.6x the f32 multiply-add rate of an AVX-512 core). Operands are codes in
+// [-i16_range, i16_range] and every int32 sum runs over at most i16_k_block
+// products, so no sum, partial or final, can overflow:
+//   i16_k_block * i16_range^2 = 256 * 2896^2 = 2 147 024 896 <= 2^31 - 1 = 2 147 483 647.
+inline constexpr std::int64_t i16_k_block = 256;
+inline constexpr int i16_range = 2896;
+
+// The code of v for the reciprocal step inv = i16_range / amax: v * inv (one float
+// multiply) rounded to nearest, ties to even, clamped to [-i16_range, i16_range].
+inline std::int16_t i16_code(float v, float inv) noexcept {
+  const float r = std::nearbyint(v * inv);  // the default rounding mode: to nearest, ties to even
+  const float limit = float(i16_range);
+  return static_cast<std::int16_t>(r < -limit ? -limit : (r > limit ? limit : r));
+}
+
+// Symmetric quantization with one scale per row: for row i, amax = max_j |x_ij|,
+// scale[i] = amax / i16_range (float division), inv = i16_range / amax (float
+// division), q_ij = i16_code(x_ij, inv); amax = 0 gives scale 0 and zero codes.
+// So x_ij ~ q_ij scale[i] within scale[i] / 2 and the rounding of inv and scale.
+inline void quantize_rows_i16(std::int64_t rows, std::int64_t cols, const float* x, std::int64_t ldx, std::int16_t* q,
+                              std::int64_t ldq, float* scale) noexcept {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    float amax = 0;
+    for (std::int64_t j = 0; j < cols; ++j) amax = std::fabs(x[i * ldx + j]) > amax ? std::fabs(x[i * ldx + j]) : amax;
+    const float inv = amax > 0 ? float(i16_range) / amax : 0.0f;
+    scale[i] = amax / float(i16_range);
+    for (std::int64_t j = 0; j < cols; ++j) q[i * ldq + j] = i16_code(x[i * ldx + j], inv);
+  }
+}
+
+// The same with one scale per column, of the values v_ij = weight[i] * x_ij (one
+// float multiply; weight == nullptr: v_ij = x_ij): amax_j = max_i |v_ij|,
+// scale[j] = amax_j / i16_range, q_ij = i16_code(v_ij, i16_range / amax_j).
+// Both passes run along the rows of the row-major x.
+inline void quantize_columns_i16(std::int64_t rows, std::int64_t cols, const float* x, std::int64_t ldx,
+                                 const float* weight, std::int16_t* q, std::int64_t ldq, float* scale) noexcept {
+  for (std::int64_t j = 0; j < cols; ++j) scale[j] = 0;  // amax until the end of the first pass
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const float v = std::fabs(weight ? weight[i] * x[i * ldx + j] : x[i * ldx + j]);
+      scale[j] = v > scale[j] ? v : scale[j];
+    }
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const float inv = scale[j] > 0 ? float(i16_range) / scale[j] : 0.0f;
+      q[i * ldq + j] = i16_code(weight ? weight[i] * x[i * ldx + j] : x[i * ldx + j], inv);
+    }
+  for (std::int64_t j = 0; j < cols; ++j) scale[j] /= float(i16_range);
+}
+
+// C = diag(row_scale) (A B) diag(col_scale) for int16 codes A: M x K, B: K x N
+// (strides as in gemm, |codes| <= i16_range). For each C(i, j): k runs in blocks
+// of i16_k_block from k = 0; a block's sum of products is exact in int32; a float
+// accumulator starts at 0 and adds each block's sum converted to float (to nearest,
+// ties to even), blocks ascending: acc = acc + float(sum); then
+// C(i, j) = acc * (row_scale[i] * col_scale[j]). The order of the products within a
+// block does not matter (integer sums are exact), so every backend that keeps this
+// flush order gives the same bits.
+inline void gemm_i16(std::int64_t M, std::int64_t N, std::int64_t K, const std::int16_t* a, std::int64_t rsa,
+                     std::int64_t csa, const std::int16_t* b, std::int64_t rsb, std::int64_t csb,
+                     const float* row_scale, const float* col_scale, float* c, std::int64_t rsc,
+                     std::int64_t csc) noexcept {
+  for (std::int64_t i = 0; i < M; ++i)
+    for (std::int64_t j = 0; j < N; ++j) {
+      float acc = 0;
+      for (std::int64_t k0 = 0; k0 < K; k0 += i16_k_block) {
+        const std::int64_t k1 = K - k0 < i16_k_block ? K : k0 + i16_k_block;
+        std::int32_t sum = 0;
+        for (std::int64_t k = k0; k < k1; ++k) sum += std::int32_t(a[i * rsa + k * csa]) * b[k * rsb + j * csb];
+        acc = acc + static_cast<float>(sum);
+      }
+      c[i * rsc + j * csc] = acc * (row_scale[i] * col_scale[j]);
     }
 }
 
