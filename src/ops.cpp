@@ -6,6 +6,7 @@
 #include "cinch/detail/checks.hpp"
 #include "cinch/detail/rows.hpp"
 #include "dispatch.hpp"
+#include "parallel.hpp"
 
 #if CINCH_WITH_CUDA
 #include "cuda/cuda_backend.hpp"
@@ -13,20 +14,6 @@
 
 namespace cinch {
 namespace {
-
-// Runs body(row, begin, end) over every row, in column chunks for element-wise
-// work, spread over OpenMP threads when there is enough of it.
-template <class Body>
-void for_each_chunk(std::int64_t rows, std::int64_t cols, std::int64_t chunk, Body body) {
-  const std::int64_t per_row = cols > 0 ? (cols + chunk - 1) / chunk : 1;  // empty rows still run once
-  const std::int64_t tasks = rows * per_row;
-  const bool parallel = tasks > 1 && rows * cols >= (std::int64_t(1) << 15);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (std::int64_t t = 0; t < tasks; ++t) {
-    const std::int64_t r = t / per_row, begin = (t % per_row) * chunk;
-    body(r, begin, begin + chunk < cols ? begin + chunk : cols);
-  }
-}
 
 constexpr std::int64_t whole_rows = std::int64_t(1) << 62;
 
@@ -57,7 +44,7 @@ void convert(const tensor_view& src, const tensor_view& dst) {
   const detail::host_kernels& k = detail::active_host_kernels();
   const detail::convert_row_fn row =
       src.type() == dtype::f32 ? k.from_f32[static_cast<int>(dst.type())] : k.to_f32[static_cast<int>(src.type())];
-  for_each_chunk(s.rows, s.cols, 16384, [&](std::int64_t r, std::int64_t begin, std::int64_t end) {
+  detail::for_each_chunk(s.rows, s.cols, 16384, [&](std::int64_t r, std::int64_t begin, std::int64_t end) {
     row(src.address(s.row_offset(r) + begin), dst.address(d.row_offset(r) + begin), end - begin);
   });
 }
@@ -103,7 +90,7 @@ void quantize_rows(const tensor_view& x, const tensor_view& codes, const tensor_
   const auto* xp = static_cast<const float*>(x.data());
   auto* cp = static_cast<std::int8_t*>(codes.data());
   auto* sp = static_cast<float*>(scales.data());
-  for_each_chunk(xr.rows, xr.cols, whole_rows, [&](std::int64_t r, std::int64_t, std::int64_t) {
+  detail::for_each_chunk(xr.rows, xr.cols, whole_rows, [&](std::int64_t r, std::int64_t, std::int64_t) {
     const float* next = r + 1 < xr.rows ? xp + xr.row_offset(r + 1) : nullptr;
     sp[sr.row_offset(r)] = k.quantize_row_i8(xp + xr.row_offset(r), cp + cr.row_offset(r), xr.cols, next);
   });
@@ -128,7 +115,7 @@ void dequantize_rows(const tensor_view& codes, const tensor_view& scales, const 
   const auto* cp = static_cast<const std::int8_t*>(codes.data());
   const auto* sp = static_cast<const float*>(scales.data());
   auto* yp = static_cast<float*>(y.data());
-  for_each_chunk(yr.rows, yr.cols, 16384, [&](std::int64_t r, std::int64_t begin, std::int64_t end) {
+  detail::for_each_chunk(yr.rows, yr.cols, 16384, [&](std::int64_t r, std::int64_t begin, std::int64_t end) {
     k.dequantize_row_i8(cp + cr.row_offset(r) + begin, sp[sr.row_offset(r)], yp + yr.row_offset(r) + begin,
                         end - begin);
   });

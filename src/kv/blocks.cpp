@@ -9,6 +9,7 @@
 #include "cinch/ref/ggml.hpp"
 #include "dispatch.hpp"
 #include "kv/block_kernels.hpp"
+#include "parallel.hpp"
 
 namespace cinch::kv {
 namespace detail {
@@ -54,20 +55,6 @@ const block_kernels& active_block_kernels() {
 namespace {
 
 constexpr std::int64_t chunk_values = 16384;  // 512 blocks: a unit of work for one thread
-
-// Runs body(row, begin, end) over [begin, end) value ranges of every row, in
-// chunks of whole blocks, spread over OpenMP threads when there is enough work.
-template <class Body>
-void for_each_chunk(std::int64_t rows, std::int64_t cols, Body body) {
-  const std::int64_t per_row = (cols + chunk_values - 1) / chunk_values;
-  const std::int64_t tasks = rows * per_row;
-  const bool parallel = tasks > 1 && rows * cols >= (std::int64_t(1) << 15);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (std::int64_t t = 0; t < tasks; ++t) {
-    const std::int64_t r = t / per_row, begin = (t % per_row) * chunk_values;
-    body(r, begin, begin + chunk_values < cols ? begin + chunk_values : cols);
-  }
-}
 
 // Rows of the two views; one long row when both are dense, so that the kernels
 // see whole groups of blocks even for short head dimensions.
@@ -125,10 +112,11 @@ void quantize_blocks(const tensor_view& x, const tensor_view& blocks) {
   const detail::block_kernels& k = detail::active_block_kernels();
   const int f = detail::block_format_index(blocks.type());
   const detail::quantize_row_fn row = x.type() == dtype::f32 ? k.quantize_f32[f] : k.quantize_f16[f];
-  for_each_chunk(rows.values.rows, rows.values.cols, [&](std::int64_t r, std::int64_t begin, std::int64_t end) {
+  const auto chunk = [&](std::int64_t r, std::int64_t begin, std::int64_t end) {
     row(x.address(rows.values.row_offset(r) + begin),
         reinterpret_cast<std::uint8_t*>(blocks.address(rows.blocks.row_offset(r) + begin)), end - begin);
-  });
+  };
+  cinch::detail::for_each_chunk(rows.values.rows, rows.values.cols, chunk_values, chunk);
 }
 
 void dequantize_blocks(const tensor_view& blocks, const tensor_view& y) {
@@ -147,10 +135,11 @@ void dequantize_blocks(const tensor_view& blocks, const tensor_view& y) {
   const detail::block_kernels& k = detail::active_block_kernels();
   const int f = detail::block_format_index(blocks.type());
   const detail::dequantize_row_fn row = y.type() == dtype::f32 ? k.dequantize_f32[f] : k.dequantize_f16[f];
-  for_each_chunk(rows.values.rows, rows.values.cols, [&](std::int64_t r, std::int64_t begin, std::int64_t end) {
+  const auto chunk = [&](std::int64_t r, std::int64_t begin, std::int64_t end) {
     row(reinterpret_cast<const std::uint8_t*>(blocks.address(rows.blocks.row_offset(r) + begin)),
         y.address(rows.values.row_offset(r) + begin), end - begin);
-  });
+  };
+  cinch::detail::for_each_chunk(rows.values.rows, rows.values.cols, chunk_values, chunk);
 }
 
 }  // namespace cinch::kv

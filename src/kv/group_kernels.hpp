@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "parallel.hpp"
+
 namespace cinch::detail {
 
 struct group_kernels {
@@ -42,15 +44,6 @@ struct fp8_kernels {
 const group_kernels& active_group_kernels();
 const hadamard_kernels& active_hadamard_kernels();
 const fp8_kernels& active_fp8_kernels();
-
-// Runs body(task) for task in [0, tasks) over OpenMP threads when `work` (about
-// the elements touched) makes threads worth starting.
-template <class Body>
-void parallel_tasks(std::int64_t tasks, std::int64_t work, Body body) {
-  const bool parallel = tasks > 1 && work >= (std::int64_t(1) << 15);
-#pragma omp parallel for schedule(static) if (parallel)
-  for (std::int64_t t = 0; t < tasks; ++t) body(t);
-}
 
 // Shortest round-trip text of a float, for error messages.
 inline std::string float_text(float v) {
