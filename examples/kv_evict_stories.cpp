@@ -97,14 +97,10 @@ class bounded_store final : public tiny_llama::kv_store {
       : cache_({c.n_layers, c.n_kv_heads, c.head_dim(), kv::format{kv::scheme::f32}, kv::format{kv::scheme::f32}}, o),
         config_(c) {}
   void append(int layer, std::span<const float> k, std::span<const float> v) override {
-    const std::int64_t heads = config_.n_kv_heads, dim = config_.head_dim();
-    cache_.append(layer, cinch::tensor_view(k.data(), cinch::dtype::f32, {heads, dim}),
-                  cinch::tensor_view(v.data(), cinch::dtype::f32, {heads, dim}));
+    cache_.append(layer, tiny_llama::kv_rows(config_, k), tiny_llama::kv_rows(config_, v));
   }
   void attend(int layer, std::span<const float> q, std::span<float> out) override {
-    const std::int64_t heads = config_.n_heads, dim = config_.head_dim();
-    cache_.attend(layer, cinch::tensor_view(q.data(), cinch::dtype::f32, {heads, dim}),
-                  cinch::tensor_view(out.data(), cinch::dtype::f32, {heads, dim}));
+    cache_.attend(layer, tiny_llama::query_rows(config_, q), tiny_llama::query_rows(config_, out));
   }
   [[nodiscard]] std::int64_t bytes() const override { return cache_.kv().bytes(); }
 

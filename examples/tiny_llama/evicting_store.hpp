@@ -30,16 +30,12 @@ class evicting_store final : public kv_store {
   }
 
   void append(int layer, std::span<const float> k, std::span<const float> v) override {
-    const std::int64_t heads = config_.n_kv_heads, dim = config_.head_dim();
-    cache_.append(layer, cinch::tensor_view(k.data(), cinch::dtype::f32, {heads, dim}),
-                  cinch::tensor_view(v.data(), cinch::dtype::f32, {heads, dim}));
+    cache_.append(layer, kv_rows(config_, k), kv_rows(config_, v));
   }
   void attend(int layer, std::span<const float> q, std::span<float> out) override {
     std::vector<float>& seen = queries_[std::size_t(layer)];
     seen.insert(seen.end(), q.begin(), q.end());
-    const std::int64_t heads = config_.n_heads, dim = config_.head_dim();
-    cinch::kv::decode_attention(cache_, layer, cinch::tensor_view(q.data(), cinch::dtype::f32, {heads, dim}),
-                                cinch::tensor_view(out.data(), cinch::dtype::f32, {heads, dim}));
+    cinch::kv::decode_attention(cache_, layer, query_rows(config_, q), query_rows(config_, out));
   }
   [[nodiscard]] std::int64_t bytes() const override { return cache_.bytes(); }
 

@@ -29,6 +29,17 @@ struct config {
   [[nodiscard]] int kv_dim() const { return n_kv_heads * head_dim(); }
 };
 
+// One token's keys or values (n_kv_heads rows) and its queries or attention
+// outputs (n_heads rows) as the [heads, head_dim] f32 views cinch's kv calls take.
+template <class T>
+cinch::tensor_view kv_rows(const config& c, std::span<T> x) {
+  return cinch::tensor_view(x.data(), cinch::dtype::f32, {std::int64_t(c.n_kv_heads), std::int64_t(c.head_dim())});
+}
+template <class T>
+cinch::tensor_view query_rows(const config& c, std::span<T> x) {
+  return cinch::tensor_view(x.data(), cinch::dtype::f32, {std::int64_t(c.n_heads), std::int64_t(c.head_dim())});
+}
+
 // Where the keys and values of past tokens live. append() then attend() is
 // called once per layer per token, keys already rotated by RoPE.
 class kv_store {
