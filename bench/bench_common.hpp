@@ -23,6 +23,13 @@ namespace cinch_bench {
 
 inline int all_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
 
+// The thread counts every kernel runs with: one, and all_threads() when that is more.
+inline std::vector<int> thread_counts() {
+  std::vector<int> counts{1};
+  if (all_threads() > 1) counts.push_back(all_threads());
+  return counts;
+}
+
 // One thread: CPU time of this thread, as Google Benchmark times by default (robust
 // when other processes share the cores); several: wall time, as UseRealTime does.
 inline double seconds_now(int threads) {

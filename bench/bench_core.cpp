@@ -44,7 +44,6 @@
 
 namespace {
 
-using cinch_bench::all_threads;
 using cinch_bench::seconds_now;
 
 constexpr std::int64_t rows = 4096;
@@ -322,8 +321,7 @@ struct convert_case {
 
 void register_all() {
   using cinch::dtype;
-  std::vector<int> thread_counts{1};
-  if (all_threads() > 1) thread_counts.push_back(all_threads());
+  const std::vector<int> thread_counts = cinch_bench::thread_counts();
 
   const convert_case converts[] = {
       {"f32_f16", dtype::f32, dtype::f16},         {"f16_f32", dtype::f16, dtype::f32},

@@ -35,7 +35,6 @@
 namespace {
 
 using cinch_bench::add_run;
-using cinch_bench::all_threads;
 using cinch_bench::seconds_now;
 using cinch_bench::workload;
 
@@ -175,8 +174,7 @@ void add(const std::string& name, const config& c, std::function<workload()> mak
 
 void register_all() {
   const dtype formats[] = {dtype::q8_0, dtype::q4_0, dtype::q4_1, dtype::q5_0, dtype::q5_1, dtype::iq4_nl};
-  std::vector<int> thread_counts{1};
-  if (all_threads() > 1) thread_counts.push_back(all_threads());
+  const std::vector<int> thread_counts = cinch_bench::thread_counts();
   for (int t : thread_counts) {
     const config simd{t, false};
     add("BM_memcpy/f32", {t, false, true}, [t] { return memcpy_workload(t); });

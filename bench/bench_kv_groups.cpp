@@ -33,7 +33,6 @@
 
 namespace {
 
-using cinch_bench::all_threads;
 using cinch_bench::seconds_now;
 using cinch_bench::workload;
 
@@ -197,8 +196,7 @@ void add(const std::string& name, int threads, bool reference, std::function<wor
 }
 
 void register_all() {
-  std::vector<int> thread_counts{1};
-  if (all_threads() > 1) thread_counts.push_back(all_threads());
+  const std::vector<int> thread_counts = cinch_bench::thread_counts();
   for (const int t : thread_counts) {
     add("BM_memcpy/64MiB", t, false, [t] { return memcpy_workload(tokens * channels * 4, t); });
     for (const int bits : {4, 2}) {

@@ -21,7 +21,6 @@
 // full similarity matrices with scalar loops, argsort, O(K^2 N) rescans, eager
 // attention over every query.
 #include <benchmark/benchmark.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cmath>
@@ -42,6 +41,8 @@
 #include "cinch/tokens/tome.hpp"
 #include "cinch/tokens/visionzip.hpp"
 
+#include "bench_common.hpp"
+
 #if __has_include(<Eigen/Core>)
 #include <Eigen/Core>
 #define CINCH_BENCH_EIGEN 1
@@ -52,22 +53,12 @@ namespace {
 namespace tokens = cinch::tokens;
 using cinch::dtype;
 using cinch::tensor_view;
+using cinch_bench::mix;
 
 // ------------------------------------------------------------------ input data
 
-std::uint64_t mix(std::uint64_t z) {  // splitmix64 finalizer
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Roughly N(0, 1) (Irwin-Hall of four uniforms), from a counter.
-float normal(std::uint64_t counter) {
-  const std::uint64_t h = mix(counter);
-  const float sum = float(h & 0xFFFF) + float((h >> 16) & 0xFFFF) + float((h >> 32) & 0xFFFF) + float(h >> 48);
-  return (sum - 2.0f * 65535.0f) * (1.0f / 37837.0f);
-}
+float normal(std::uint64_t counter) { return cinch_bench::normal_of_bits(mix(counter)); }
 
 // n x d values: 48 cluster centres plus per-token noise, so similarities are
 // structured as image patches' are (neighbours of a kind, a few outliers).
@@ -93,6 +84,11 @@ std::vector<float> softmax_scores(std::int64_t n, std::uint64_t seed) {
 struct image_data {
   std::int64_t n, d, dk;
   std::vector<float> hidden, keys, cls;
+
+  // As the methods take them: hidden states [n, d], keys [n, dk], [CLS] attention [n].
+  [[nodiscard]] tensor_view hidden_view() const { return tensor_view(hidden.data(), dtype::f32, {n, d}); }
+  [[nodiscard]] tensor_view keys_view() const { return tensor_view(keys.data(), dtype::f32, {n, dk}); }
+  [[nodiscard]] tensor_view cls_view() const { return tensor_view(cls.data(), dtype::f32, {n}); }
 };
 
 const image_data& image(std::int64_t n = 576) {
@@ -117,21 +113,13 @@ class single_thread {
   int previous_;
 };
 
-// CPU time of this thread, as Google Benchmark times the single-threaded runs
-// (robust when other processes share the cores).
-double thread_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
 double best_seconds(const std::function<void()>& call) {
   call();
   double best = 1e30;
   for (int i = 0; i < 3; ++i) {
-    const double t0 = thread_seconds();
+    const double t0 = cinch_bench::seconds_now(1);
     call();
-    best = std::min(best, thread_seconds() - t0);
+    best = std::min(best, cinch_bench::seconds_now(1) - t0);
   }
   return best;
 }
@@ -446,8 +434,8 @@ void BM_tome(benchmark::State& state) {
   const std::int64_t r = 288, dm = keys ? in.dk : in.d;
   const float* metric = keys ? in.keys.data() : in.hidden.data();
   tokens::inputs inputs;
-  inputs.features = tensor_view(in.hidden.data(), dtype::f32, {in.n, in.d});
-  if (keys) inputs.keys = tensor_view(in.keys.data(), dtype::f32, {in.n, in.dk});
+  inputs.features = in.hidden_view();
+  if (keys) inputs.keys = in.keys_view();
   cinch::tensor out = cinch::tensor::empty({in.n - r, in.d}, dtype::f32);
   run(state, keys ? "tome/keys" : "tome/hidden",
       [&] { benchmark::DoNotOptimize(naive_tome(metric, dm, in.hidden.data(), in.d, in.n, r).data()); },
@@ -464,7 +452,7 @@ BENCHMARK(BM_tome)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 void BM_divprune(benchmark::State& state) {
   const image_data& in = image(2880);
   tokens::inputs inputs;
-  inputs.keys = tensor_view(in.keys.data(), dtype::f32, {in.n, in.dk});
+  inputs.keys = in.keys_view();
   run(state, "divprune",
       [&] { benchmark::DoNotOptimize(naive_divprune_selection(distances(in.keys.data(), in.n, in.dk), in.n, 288).data()); },
       [&] { benchmark::DoNotOptimize(tokens::divprune(inputs, 288).kept.data()); });
@@ -506,9 +494,9 @@ BENCHMARK(BM_fastv)->Unit(benchmark::kMillisecond);
 void BM_visionzip(benchmark::State& state) {
   const image_data& in = image();
   tokens::inputs inputs;
-  inputs.features = tensor_view(in.hidden.data(), dtype::f32, {in.n, in.d});
-  inputs.keys = tensor_view(in.keys.data(), dtype::f32, {in.n, in.dk});
-  inputs.cls_attention = tensor_view(in.cls.data(), dtype::f32, {in.n});
+  inputs.features = in.hidden_view();
+  inputs.keys = in.keys_view();
+  inputs.cls_attention = in.cls_view();
   cinch::tensor out = cinch::tensor::empty({64, in.d}, dtype::f32);
   run(state, "visionzip", [&] { benchmark::DoNotOptimize(naive_visionzip(in, 64, 10).data()); },
       [&] {
@@ -522,8 +510,8 @@ BENCHMARK(BM_visionzip)->Unit(benchmark::kMillisecond);
 void BM_dart(benchmark::State& state) {
   const image_data& in = image();
   tokens::inputs inputs;
-  inputs.features = tensor_view(in.hidden.data(), dtype::f32, {in.n, in.d});
-  inputs.keys = tensor_view(in.keys.data(), dtype::f32, {in.n, in.dk});
+  inputs.features = in.hidden_view();
+  inputs.keys = in.keys_view();
   tokens::dart_options o;
   o.text_pivots = 0;
   run(state, "dart", [&] { benchmark::DoNotOptimize(naive_dart(in, 128, 4).data()); },
@@ -536,7 +524,7 @@ BENCHMARK(BM_dart)->Unit(benchmark::kMillisecond);
 void BM_apply_pool(benchmark::State& state) {
   const image_data& in = image();
   const tokens::plan p = tokens::pool(tokens::grid{1, 24, 24}, 12, 12);
-  const tensor_view x(in.hidden.data(), dtype::f32, {in.n, in.d});
+  const tensor_view x = in.hidden_view();
   cinch::tensor out = cinch::tensor::empty({144, in.d}, dtype::f32);
   run(state, "", nullptr, [&] {
     tokens::merge(p, x, out);
