@@ -14,6 +14,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/attention.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
 
@@ -43,6 +44,15 @@ HWY_INLINE float load_f32(const std::uint8_t* p) noexcept {
   float x;
   std::memcpy(&x, p, 4);
   return x;
+}
+
+// Asks for the bytes [at, at + bytes) `ahead` bytes further on: the hardware
+// prefetcher stops at page bounds, which a stream of records crosses every
+// few tiles. The address is formed as an integer: it may lie past the cache.
+HWY_INLINE void prefetch_ahead(const void* at, std::int64_t ahead, std::int64_t bytes) noexcept {
+  const auto base = reinterpret_cast<std::uintptr_t>(at) + static_cast<std::uintptr_t>(ahead);
+  for (std::int64_t off = 0; off < bytes; off += 64)
+    hwy::Prefetch(reinterpret_cast<const std::uint8_t*>(base + static_cast<std::uintptr_t>(off)));
 }
 
 // Lanes(d) unsigned bytes widened to u32 lanes.
@@ -311,6 +321,7 @@ struct ggml_decoder {
 // KIVI values: fp16 scales[ng], mins[ng], codes; Lanes(d) divides the group.
 template <int Bits>
 struct kivi_decoder {
+  static constexpr int bits = Bits;
   template <class D>
   HWY_INLINE static affine<D> prepare(D d, const kv::stream_view& s, const std::uint8_t* rec, int c) {
     const int groups = s.head_dim / s.fmt.group, g = c / s.fmt.group;
@@ -365,6 +376,7 @@ void record_scores(D d, const kv::stream_view& s, const std::uint8_t* base, std:
   const bool shared = shared_run(s) % (2 * lanes) == 0;
   for (std::int64_t t = t0; t < t1; ++t) {
     const std::uint8_t* rec = base + (t - first) * unit;
+    prefetch_ahead(rec, kTile * unit, unit);
     V<D> acc[kHeads], acc2[kHeads];
     for (int g = 0; g < kHeads; ++g) acc[g] = acc2[g] = hn::Zero(d);
     int c = 0;
@@ -411,6 +423,7 @@ void record_accumulate(D d, const kv::stream_view& s, const std::uint8_t* base, 
       acc2[g] = g < heads ? hn::LoadU(d, out + g * out_stride + c + lanes) : hn::Zero(d);
     }
     for (std::int64_t t = t0; t < t1; ++t) {
+      if (c == 0) prefetch_ahead(base + (t - first) * unit, kTile * unit, unit);
       V<D> x, y;
       decode_two<Decoder>(d, s, base + (t - first) * unit, c, shared, x, y);
       for (int g = 0; g < kHeads; ++g)
@@ -439,6 +452,73 @@ void record_accumulate(D d, const kv::stream_view& s, const std::uint8_t* base, 
       if (g < heads) hn::StoreU(acc[g], d, out + g * out_stride + c);
   }
 }
+
+#if CINCH_KIVI_SIMD
+// KIVI values with each group's affine folded into the weights,
+//   out_g += sum_t (p_gt s_t) code_t + sum_t p_gt m_t,
+// the weights formed once per group for the whole tile, vectorized over its
+// tokens: the inner loop is unpack, convert and one FMA per head and chunk
+// (record_accumulate dequantizes every chunk of every token first). Tokens
+// [t0, t1) of the packed records; the group holds a whole number of 2 * Lanes(d).
+template <int Bits, class D>
+void kivi_value_accumulate(D d, const kv::stream_view& s, std::int64_t t0, std::int64_t t1, const float* p, int heads,
+                           float* out, std::int64_t out_stride) {
+  const int n = s.head_dim, lanes = int(hn::Lanes(d)), group = s.fmt.group, groups = n / group;
+  const auto* base = reinterpret_cast<const std::uint8_t*>(s.packed) + t0 * s.unit_bytes;
+  const std::int64_t unit = s.unit_bytes, count = t1 - t0;
+  const std::int64_t padded = (count + lanes - 1) / lanes * lanes;  // <= kTile
+  alignas(64) std::uint16_t scale_bits[kTile], min_bits[kTile];
+  alignas(64) float w[kHeads * kTile];
+  for (int gi = 0; gi < groups; ++gi) {
+    for (std::int64_t t = 0; t < padded; ++t) {
+      scale_bits[t] = min_bits[t] = 0;
+      if (t < count) {
+        if (gi == 0) prefetch_ahead(base + t * unit, kTile * unit, unit);
+        std::memcpy(scale_bits + t, base + t * unit + 2 * gi, 2);
+        std::memcpy(min_bits + t, base + t * unit + 2 * (groups + gi), 2);
+      }
+    }
+    V<D> bias[kHeads];
+    for (int g = 0; g < kHeads; ++g) bias[g] = hn::Zero(d);
+    for (std::int64_t j = 0; j < padded; j += lanes) {
+      const auto live = hn::FirstN(d, static_cast<std::size_t>(count - j));
+      const V<D> scale = load_f16_lanes(d, reinterpret_cast<const std::uint8_t*>(scale_bits + j));
+      const V<D> mn = load_f16_lanes(d, reinterpret_cast<const std::uint8_t*>(min_bits + j));
+      for (int g = 0; g < kHeads; ++g)
+        if (g < heads) {
+          const V<D> pg = hn::IfThenElseZero(live, hn::LoadU(d, p + g * kTile + j));
+          hn::Store(hn::Mul(pg, scale), d, w + g * kTile + j);
+          bias[g] = hn::MulAdd(pg, mn, bias[g]);
+        }
+    }
+    V<D> bias_sum[kHeads];
+    for (int g = 0; g < kHeads; ++g) bias_sum[g] = hn::SumOfLanes(d, bias[g]);
+    for (int c = gi * group; c < (gi + 1) * group; c += 2 * lanes) {
+      V<D> acc[kHeads], acc2[kHeads];
+      for (int g = 0; g < kHeads; ++g) {
+        acc[g] = g < heads ? hn::Add(hn::LoadU(d, out + g * out_stride + c), bias_sum[g]) : hn::Zero(d);
+        acc2[g] = g < heads ? hn::Add(hn::LoadU(d, out + g * out_stride + c + lanes), bias_sum[g]) : hn::Zero(d);
+      }
+      for (std::int64_t t = 0; t < count; ++t) {
+        hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
+        unpack_pair<Bits>(d, base + t * unit + 4 * groups, c, cx, cy);
+        const V<D> x = to_float(d, cx), y = to_float(d, cy);
+        for (int g = 0; g < kHeads; ++g)
+          if (g < heads) {
+            const V<D> wg = hn::Set(d, w[g * kTile + t]);
+            acc[g] = hn::MulAdd(wg, x, acc[g]);
+            acc2[g] = hn::MulAdd(wg, y, acc2[g]);
+          }
+      }
+      for (int g = 0; g < kHeads; ++g)
+        if (g < heads) {
+          hn::StoreU(acc[g], d, out + g * out_stride + c);
+          hn::StoreU(acc2[g], d, out + g * out_stride + c + lanes);
+        }
+    }
+  }
+}
+#endif
 
 // Calls fn(decoder) with the decoder of a per-token format.
 template <class D, class Fn>
@@ -500,6 +580,8 @@ void chunk_scores(D d, const kv::stream_view& s, std::int64_t t0, std::int64_t t
     V<D> acc[kHeads], acc2[kHeads];
     for (int g = 0; g < kHeads; ++g) acc[g] = acc2[g] = hn::Set(d, bias[g]);
     for (int c = 0; c < n; ++c) {
+      if (t == t0 && c % 2 == 0)  // the chunk two ahead, a line per two channels
+        prefetch_ahead(reinterpret_cast<const std::uint8_t*>(k.scales) + c * s.unit_bytes / n, 2 * s.unit_bytes, 1);
       hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
       unpack_pair<Bits>(d, k.codes + c * k.channel_stride, offset + (t - t0), cx, cy);
       const V<D> x = to_float(d, cx), y = to_float(d, cy);
@@ -563,6 +645,12 @@ void tile_accumulate(D d, const kv::stream_view& s, std::int64_t t0, std::int64_
   const std::int64_t split = std::clamp(s.packed_tokens, t0, t1);
   if (split > t0)
     with_decoder<D>(s.fmt.kind, [&](auto decoder) {
+#if CINCH_KIVI_SIMD
+      if constexpr (requires { decltype(decoder)::bits; }) {
+        if (s.fmt.group % (2 * int(hn::Lanes(d))) == 0)
+          return kivi_value_accumulate<decltype(decoder)::bits>(d, s, t0, split, p, heads, out, out_stride);
+      }
+#endif
       record_accumulate<decltype(decoder)>(d, s, reinterpret_cast<const std::uint8_t*>(s.packed), s.unit_bytes, 0, t0,
                                            split, p + 0, heads, out, out_stride);
     });
