@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <numbers>
 #include <utility>
 #include <vector>
@@ -213,19 +214,19 @@ class range_products {
     if (!int16_) return;
     const std::int64_t m = w.rows, n = w.cols;
     const auto& kernels = cinch::detail::active_lowrank_kernels();
-    codes_.resize(std::size_t(m * n));
+    codes_.reset(new std::int16_t[std::size_t(m * n)]);  // not zeroed: every code is written
     scale_.resize(std::size_t(m));
     if (w.cs == 1) {
-      kernels.quantize_rows_i16(m, n, w.data, w.rs, codes_.data(), n, scale_.data());
+      kernels.quantize_rows_i16(m, n, w.data, w.rs, codes_.get(), n, scale_.data());
     } else {
       std::vector<float> row(static_cast<std::size_t>(n));
       for (std::int64_t i = 0; i < m; ++i) {
         for (std::int64_t j = 0; j < n; ++j) row[std::size_t(j)] = w.data[i * w.rs + j * w.cs];
-        kernels.quantize_rows_i16(1, n, row.data(), n, codes_.data() + i * n, n, scale_.data() + i);
+        kernels.quantize_rows_i16(1, n, row.data(), n, codes_.get() + i * n, n, scale_.data() + i);
       }
     }
-    transposed_codes_.resize(codes_.size());
-    transpose(codes_.data(), m, n, transposed_codes_.data());
+    transposed_codes_.reset(new std::int16_t[std::size_t(m * n)]);
+    transpose(codes_.get(), m, n, transposed_codes_.get());
     ones_.assign(std::size_t(n), 1.0f);
     x_codes_.resize(std::size_t(std::max(m, n) * l));
     x_scale_.resize(std::size_t(l));
@@ -235,14 +236,14 @@ class range_products {
   void times(matf_rows& out, const matf_rows& x) {
     if (!int16_) return multiply(as_strided(out), w_, as_strided(x));
     code_columns(x, nullptr);
-    multiply_i16(as_strided(out), {codes_.data(), w_.rows, w_.cols, w_.cols, 1}, x_codes_of(x), scale_.data(),
+    multiply_i16(as_strided(out), {codes_.get(), w_.rows, w_.cols, w_.cols, 1}, x_codes_of(x), scale_.data(),
                  x_scale_.data());
   }
   // out = W^T x
   void transposed_times(matf_rows& out, const matf_rows& x) {
     if (!int16_) return multiply(as_strided(out), w_.t(), as_strided(x));
     code_columns(x, scale_.data());
-    multiply_i16(as_strided(out), {transposed_codes_.data(), w_.cols, w_.rows, w_.rows, 1}, x_codes_of(x),
+    multiply_i16(as_strided(out), {transposed_codes_.get(), w_.cols, w_.rows, w_.rows, 1}, x_codes_of(x),
                  ones_.data(), x_scale_.data());
   }
 
@@ -257,7 +258,8 @@ class range_products {
 
   strided_matrix<const float> w_;
   bool int16_;
-  std::vector<std::int16_t> codes_, transposed_codes_, x_codes_;
+  std::unique_ptr<std::int16_t[]> codes_, transposed_codes_;
+  std::vector<std::int16_t> x_codes_;
   std::vector<float> scale_, ones_, x_scale_;
 };
 
