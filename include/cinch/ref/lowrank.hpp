@@ -72,7 +72,8 @@ inline void apply_factors(std::int64_t tokens, std::int64_t m, std::int64_t n, s
 
 // ------------------------------------------------------------------ int16 products
 // The range finder of the randomized SVD can multiply in int16 with exact int32
-// sums (2.6x the f32 multiply-add rate of an AVX-512 core). Operands are codes in
+// sums (madd + add: twice the f32 FMA rate of an AVX-512 core in a register-only
+// loop, 1.35 to 1.4x in the GEMM; docs/lowrank.md). Operands are codes in
 // [-i16_range, i16_range] and every int32 sum runs over at most i16_k_block
 // products, so no sum, partial or final, can overflow:
 //   i16_k_block * i16_range^2 = 256 * 2896^2 = 2 147 024 896 <= 2^31 - 1 = 2 147 483 647.
