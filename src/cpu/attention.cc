@@ -473,7 +473,6 @@ void kivi_value_accumulate(D d, const kv::stream_view& s, std::int64_t t0, std::
     for (std::int64_t t = 0; t < padded; ++t) {
       scale_bits[t] = min_bits[t] = 0;
       if (t < count) {
-        if (gi == 0) prefetch_ahead(base + t * unit, kTile * unit, unit);
         std::memcpy(scale_bits + t, base + t * unit + 2 * gi, 2);
         std::memcpy(min_bits + t, base + t * unit + 2 * (groups + gi), 2);
       }
@@ -500,6 +499,7 @@ void kivi_value_accumulate(D d, const kv::stream_view& s, std::int64_t t0, std::
         acc2[g] = g < heads ? hn::Add(hn::LoadU(d, out + g * out_stride + c + lanes), bias_sum[g]) : hn::Zero(d);
       }
       for (std::int64_t t = 0; t < count; ++t) {
+        if (c == 0) prefetch_ahead(base + t * unit, kTile * unit, unit);  // spread over the first chunk's work
         hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
         unpack_pair<Bits>(d, base + t * unit + 4 * groups, c, cx, cy);
         const V<D> x = to_float(d, cx), y = to_float(d, cy);
