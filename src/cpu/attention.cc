@@ -164,6 +164,23 @@ HWY_INLINE void unpack_pair(D d, const std::uint8_t* codes, std::int64_t first, 
     y = hn::PromoteTo(du, hn::BitCast(d8, hn::InterleaveUpper(d16, hn::BitCast(d16, a), hn::BitCast(d16, b))));
   }
 }
+
+// acc[g] += w[g * w_stride] * x and acc2[g] += w[g * w_stride] * y for the heads
+// g < heads, with x, y the code pair at `first`: the inner step of every loop
+// that weights raw KIVI codes (key chunks by q * scale, value groups by p * scale).
+template <int Bits, class D>
+HWY_INLINE void accumulate_codes(D d, const std::uint8_t* codes, std::int64_t first, const float* w,
+                                 std::int64_t w_stride, int heads, V<D> (&acc)[kHeads], V<D> (&acc2)[kHeads]) {
+  hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
+  unpack_pair<Bits>(d, codes, first, cx, cy);
+  const V<D> x = to_float(d, cx), y = to_float(d, cy);
+  for (int g = 0; g < kHeads; ++g)
+    if (g < heads) {
+      const V<D> wg = hn::Set(d, w[g * w_stride]);
+      acc[g] = hn::MulAdd(wg, x, acc[g]);
+      acc2[g] = hn::MulAdd(wg, y, acc2[g]);
+    }
+}
 #endif
 
 // ---------------------------------------------------------------- decoders
@@ -500,15 +517,7 @@ void kivi_value_accumulate(D d, const kv::stream_view& s, std::int64_t t0, std::
       }
       for (std::int64_t t = 0; t < count; ++t) {
         if (c == 0) prefetch_ahead(base + t * unit, kTile * unit, unit);  // spread over the first chunk's work
-        hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
-        unpack_pair<Bits>(d, base + t * unit + 4 * groups, c, cx, cy);
-        const V<D> x = to_float(d, cx), y = to_float(d, cy);
-        for (int g = 0; g < kHeads; ++g)
-          if (g < heads) {
-            const V<D> wg = hn::Set(d, w[g * kTile + t]);
-            acc[g] = hn::MulAdd(wg, x, acc[g]);
-            acc2[g] = hn::MulAdd(wg, y, acc2[g]);
-          }
+        accumulate_codes<Bits>(d, base + t * unit + 4 * groups, c, w + t, kTile, heads, acc, acc2);
       }
       for (int g = 0; g < kHeads; ++g)
         if (g < heads) {
@@ -582,15 +591,7 @@ void chunk_scores(D d, const kv::stream_view& s, std::int64_t t0, std::int64_t t
     for (int c = 0; c < n; ++c) {
       if (t == t0 && c % 2 == 0)  // the chunk two ahead, a line per two channels
         prefetch_ahead(reinterpret_cast<const std::uint8_t*>(k.scales) + c * s.unit_bytes / n, 2 * s.unit_bytes, 1);
-      hn::Vec<hn::RebindToUnsigned<D>> cx, cy;
-      unpack_pair<Bits>(d, k.codes + c * k.channel_stride, offset + (t - t0), cx, cy);
-      const V<D> x = to_float(d, cx), y = to_float(d, cy);
-      for (int g = 0; g < kHeads; ++g)
-        if (g < heads) {
-          const V<D> w = hn::Set(d, qs[g * n + c]);
-          acc[g] = hn::MulAdd(w, x, acc[g]);
-          acc2[g] = hn::MulAdd(w, y, acc2[g]);
-        }
+      accumulate_codes<Bits>(d, k.codes + c * k.channel_stride, offset + (t - t0), qs + c, n, heads, acc, acc2);
     }
     for (int g = 0; g < kHeads; ++g)
       if (g < heads) {
