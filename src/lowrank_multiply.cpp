@@ -51,6 +51,22 @@ int threads_for(std::int64_t flops) {
 #endif
 }
 
+// Calls gemm_rows(begin, end, pack) on blocks of the m rows of C (whole register
+// tiles), one block per thread when m n k is large enough, each with a packing
+// workspace of pack_elems elements of P.
+template <class P, class Fn>
+void over_row_blocks(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t pack_elems, Fn gemm_rows) {
+  if (m == 0 || n == 0) return;
+  const int threads = int(std::clamp<std::int64_t>((m + 7) / 8, 1, threads_for(m * n * k)));
+  const std::int64_t chunk = ((m + threads - 1) / threads + 7) / 8 * 8;  // whole register tiles per thread
+  std::vector<P> packs(std::size_t(pack_elems * threads));
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int t = 0; t < threads; ++t) {
+    const std::int64_t begin = t * chunk, end = std::min(m, begin + chunk);
+    if (begin < end) gemm_rows(begin, end, packs.data() + t * pack_elems);
+  }
+}
+
 template <class T>
 void multiply_rows(strided_matrix<T> c, strided_matrix<const T> a, strided_matrix<const T> b, bool accumulate) {
   if (c.cs != 1 && c.rows > 1 && c.cols > 1) return multiply_rows(c.t(), b.t(), a.t(), accumulate);
@@ -61,20 +77,12 @@ void multiply_rows(strided_matrix<T> c, strided_matrix<const T> a, strided_matri
     else
       return kernels.gemm_f64;
   }();
-  const std::int64_t m = c.rows, n = c.cols, k = a.cols;
-  if (m == 0 || n == 0) return;
-  const int threads = int(std::clamp<std::int64_t>((m + 7) / 8, 1, threads_for(m * n * k)));
-  const std::int64_t chunk = ((m + threads - 1) / threads + 7) / 8 * 8;  // whole register tiles per thread
-  const std::int64_t pack_elems = cinch::detail::gemm_pack_elems(n);
-  std::vector<T> packs(std::size_t(pack_elems * threads));
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int t = 0; t < threads; ++t) {
-    const std::int64_t begin = t * chunk, end = std::min(m, begin + chunk);
-    if (begin >= end) continue;
+  const std::int64_t n = c.cols, k = a.cols;
+  over_row_blocks<T>(c.rows, n, k, cinch::detail::gemm_pack_elems(n), [&](std::int64_t begin, std::int64_t end, T* pack) {
     const cinch::detail::gemm_args<T> g{end - begin, n,         k,     a.data + begin * a.rs, a.rs, a.cs, b.data,
                                         b.rs,        b.cs,      c.data + begin * c.rs,        c.rs, c.cs, accumulate};
-    gemm(g, packs.data() + t * pack_elems);
-  }
+    gemm(g, pack);
+  });
 }
 
 }  // namespace
@@ -82,21 +90,15 @@ void multiply_rows(strided_matrix<T> c, strided_matrix<const T> a, strided_matri
 void multiply_i16(strided_matrix<float> c, strided_matrix<const std::int16_t> a, strided_matrix<const std::int16_t> b,
                   const float* row_scale, const float* col_scale) {
   const auto gemm = cinch::detail::active_lowrank_kernels().gemm_i16;
-  const std::int64_t m = c.rows, n = c.cols, k = a.cols;
-  if (m == 0 || n == 0) return;
-  const int threads = int(std::clamp<std::int64_t>((m + 7) / 8, 1, threads_for(m * n * k)));
-  const std::int64_t chunk = ((m + threads - 1) / threads + 7) / 8 * 8;
-  const std::int64_t pack_elems = cinch::detail::gemm_i16_pack_elems(n);
-  std::vector<std::int16_t> packs(std::size_t(pack_elems * threads));
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int t = 0; t < threads; ++t) {
-    const std::int64_t begin = t * chunk, end = std::min(m, begin + chunk);
-    if (begin >= end) continue;
-    const cinch::detail::gemm_i16_args g{end - begin, n,    k,    a.data + begin * a.rs, a.rs,     a.cs,
-                                         b.data,      b.rs, b.cs, row_scale + begin,     col_scale, c.data + begin * c.rs,
-                                         c.rs,        c.cs};
-    gemm(g, packs.data() + t * pack_elems);
-  }
+  const std::int64_t n = c.cols, k = a.cols;
+  over_row_blocks<std::int16_t>(c.rows, n, k, cinch::detail::gemm_i16_pack_elems(n),
+                                [&](std::int64_t begin, std::int64_t end, std::int16_t* pack) {
+                                  const cinch::detail::gemm_i16_args g{
+                                      end - begin, n,    k,    a.data + begin * a.rs, a.rs,      a.cs,
+                                      b.data,      b.rs, b.cs, row_scale + begin,     col_scale, c.data + begin * c.rs,
+                                      c.rs,        c.cs};
+                                  gemm(g, pack);
+                                });
 }
 
 void multiply(strided_matrix<float> c, strided_matrix<const float> a, strided_matrix<const float> b, bool accumulate) {
